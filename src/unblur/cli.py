@@ -1,0 +1,270 @@
+"""The ``unblur`` command line. It only parses arguments and calls library functions.
+
+Every subcommand's work is a plain Python call in the module named in its handler; errors that a user
+can fix are printed as one line (``unblur: error: ...``) unless ``--debug`` asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from unblur import __version__
+from unblur.device import DEVICE_CHOICES
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``HxW`` (e.g. ``720x1280``) to ``(H, W)``."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 720x1280, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive HxW, got {text!r}")
+    return h, w
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device", default="auto", choices=DEVICE_CHOICES,
+        help="where to compute: auto picks CUDA, then Apple MPS, then the CPU (default: auto)",
+    )
+
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fp32", action="store_true",
+        help="disable the fast reduced-precision path and compute in float32",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to render the README's usage)."""
+    parser = argparse.ArgumentParser(
+        prog="unblur",
+        description="Sharpen motion-blurred photos with a small, fast CNN, and train/evaluate the students "
+        "that do it on GoPro-style data.",
+    )
+    parser.add_argument("--version", action="version", version=f"unblur {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # sharpen ----------------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "sharpen", help="sharpen images (files, folders, globs)",
+        description="Sharpen images. Outputs keep each input's size, format and name (plus --suffix) and "
+        "go to --out; an input is never overwritten. When the sharp target of an input is known (GoPro "
+        "layout or --target), a labelled Input | Output | Target comparison is written too.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("--weights", type=Path, help="weights file (default: the bundled pretrained model)")
+    p.add_argument("--out", type=Path, default=Path("outputs_sharpen"), help="output folder")
+    p.add_argument("--suffix", default="", help="text added to each output file name before the extension")
+    p.add_argument("--ext", help="output format by extension (png, jpg, webp, tif); default: the input's")
+    p.add_argument("--compare", action="store_true",
+                   help="write Input | Output [| Target] side-by-side comparisons even without a target")
+    p.add_argument("--target", type=Path, help="folder holding sharp targets with the inputs' file names")
+    p.add_argument("--tile", type=_non_negative_int, default=0,
+                   help="process in tiles of N pixels to bound memory (0: whole image)")
+    p.add_argument("--tile-overlap", type=_non_negative_int, default=32, help="overlap between tiles in pixels")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference engine")
+    _add_precision(p)
+    _add_device(p)
+    p.set_defaults(handler=_cmd_sharpen)
+
+    # train ------------------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "train", help="train a student on paired blurry/sharp images",
+        description="Train a student (the seed's recipe by default: studentcnn_v3, blur_gamma input, 30 "
+        "epochs, batch 2, Adam lr 1e-4, alpha 0.8, edge weight 1.0, 256 px crops). Runs on several GPUs "
+        "under `torchrun --nproc_per_node=N unblur train ...`.",
+    )
+    p.add_argument("--data", type=Path, help="dataset root (GoPro layout, input/target folders, ...)")
+    p.add_argument("--out", type=Path, help="run folder for weights, checkpoints, metrics (default: runs/NAME)")
+    p.add_argument("--config", type=Path, help="TOML or YAML file with any of these options")
+    p.add_argument("--model", help="student architecture (default: studentcnn_v3)")
+    p.add_argument("--input", dest="input_kind", choices=("blur_gamma", "blur"),
+                   help="GoPro input folder (default: blur_gamma)")
+    p.add_argument("--epochs", type=_positive_int, help="epochs (default: 30)")
+    p.add_argument("--batch-size", type=_positive_int, help="images per step per process (default: 2)")
+    p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: 1e-4)")
+    p.add_argument("--alpha", type=_unit_float, help="MSE weight against 1-MS-SSIM (default: 0.8)")
+    p.add_argument("--edge-weight", type=float, help="weight of the Sobel edge L1 term (default: 1.0)")
+    p.add_argument("--crop", type=_positive_int, help="training crop size in pixels (default: 256)")
+    p.add_argument("--workers", type=_non_negative_int, help="DataLoader worker processes")
+    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--max-steps", type=_positive_int, help="stop after this many optimizer steps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
+    p.add_argument("--cosine", action="store_true", help="cosine learning-rate schedule to zero")
+    p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
+    p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
+    p.add_argument("--teacher", type=Path, help="weights of a larger trained model to distil from")
+    p.add_argument("--distill-weight", type=float, help="weight of the distillation term (default: 1.0)")
+    p.add_argument("--cache", action="store_true", help="keep decoded images in memory")
+    p.add_argument("--nan", dest="nan_policy", choices=("skip", "stop"),
+                   help="on a NaN/Inf loss: skip the step or stop (default: skip)")
+    _add_precision(p)
+    _add_device(p)
+    p.set_defaults(handler=_cmd_train)
+
+    # eval -------------------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "eval", help="score a model against the blurry input and an unsharp mask",
+        description="Per image and on average: combined loss, PSNR and SSIM of the model output, the "
+        "untouched blurry input and an unsharp mask. Prints a table, writes per_image.csv and summary.json.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="dataset root")
+    p.add_argument("--weights", type=Path, help="weights file (default: the bundled pretrained model)")
+    p.add_argument("--split", default="test", help="split folder to score (default: test)")
+    p.add_argument("--input", dest="input_kind", choices=("blur_gamma", "blur"), default="blur_gamma",
+                   help="GoPro input folder (default: blur_gamma)")
+    p.add_argument("--out", type=Path, help="folder for per_image.csv and summary.json")
+    p.add_argument("--save-images", action="store_true", help="also save the model outputs")
+    p.add_argument("--tile", type=_non_negative_int, default=0, help="tile size in pixels (0: whole image)")
+    _add_precision(p)
+    _add_device(p)
+    p.set_defaults(handler=_cmd_eval)
+
+    # synth ------------------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "synth", help="make GoPro-style blurry/sharp pairs from sharp photos",
+        description="Render GoPro-style pairs: a burst of 7-13 sub-frames along a smooth random camera "
+        "path, averaged as `blur` (encoded values) and `blur_gamma` (linear light), with the middle "
+        "sub-frame as `sharp`, written as OUT/SPLIT/GOPRxxxx_xx_xx/{blur,blur_gamma,sharp}/NNNNNN.png.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SRC", help="sharp photos: files, folders or globs")
+    p.add_argument("--out", type=Path, required=True, help="dataset root to write")
+    p.add_argument("--split", choices=("train", "test"), default="train", help="split folder (default: train)")
+    p.add_argument("--pairs-per-image", type=_positive_int, default=4, help="pairs per photo (default: 4)")
+    p.add_argument("--size", type=_size, default=(720, 1280), help="frame size HxW (default: 720x1280)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same pairs (default: 0)")
+    p.add_argument("--no-object", action="store_true", help="never add an independently moving object")
+    p.set_defaults(handler=_cmd_synth)
+
+    # demo -------------------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "demo", help="the whole workflow offline on the bundled photos, in a few minutes on a CPU",
+        description="Synthesize a small GoPro-style set from the bundled photos, train briefly, evaluate "
+        "against the blurry input and an unsharp mask, and write comparisons and the loss curve.",
+    )
+    p.add_argument("--out", type=Path, default=Path("outputs_sharpen"), help="output folder")
+    p.add_argument("--steps", type=_positive_int, help="training steps (default: sized for a few minutes)")
+    _add_device(p)
+    p.set_defaults(handler=_cmd_demo)
+
+    # bench ------------------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "bench", help="measure inference and training speed of each execution path",
+        description="Times each available path (eager fp32, channels_last, bf16/fp16 autocast, "
+        "torch.compile, CUDA graphs, onnxruntime) and a training step with the real loss: ms/frame, "
+        "frames/s, TFLOP/s against a matmul ceiling measured in the same run, peak memory.",
+    )
+    p.add_argument("--model", default="studentcnn_v3", help="model to time (default: studentcnn_v3)")
+    p.add_argument("--size", type=_size, default=(720, 1280), help="frame size HxW (default: 720x1280)")
+    p.add_argument("--batch", type=_positive_int, default=1, help="frames per call (default: 1)")
+    p.add_argument("--quick", action="store_true", help="small size and few repeats, for CI")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    _add_device(p)
+    p.set_defaults(handler=_cmd_bench)
+
+    # export -----------------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "export", help="export weights to ONNX (dynamic height and width)",
+        description="Write one ONNX file with dynamic batch, height and width, checked against PyTorch.",
+    )
+    p.add_argument("--weights", type=Path, help="weights file (default: the bundled pretrained model)")
+    p.add_argument("--model", help="architecture, if the weights file does not record it")
+    p.add_argument("--onnx", type=Path, required=True, help="output .onnx path")
+    p.set_defaults(handler=_cmd_export)
+
+    return parser
+
+
+# Handlers: import lazily so `unblur --help` stays fast. ------------------------------------------------
+
+
+def _not_yet(name: str) -> int:
+    print(f"unblur {name}: not implemented yet in this version", file=sys.stderr)
+    return 2
+
+
+def _cmd_sharpen(args: argparse.Namespace) -> int:
+    return _not_yet("sharpen")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    return _not_yet("train")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    return _not_yet("eval")
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    return _not_yet("synth")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return _not_yet("demo")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    return _not_yet("bench")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    return _not_yet("export")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``unblur`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("unblur: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user; the traceback only on request
+        if args.debug:
+            raise
+        print(f"unblur: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
