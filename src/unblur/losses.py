@@ -4,7 +4,8 @@ MS-SSIM is :func:`pytorch_msssim.ms_ssim` with ``data_range=1`` and its defaults
 Gaussian window, σ = 1.5). Those defaults need the smaller image side to exceed 160 px. Below that,
 rather than crash mid-training, :func:`ms_ssim_any_size` keeps the five scales and shrinks the window to
 the largest odd size ``w ≥ 3`` with ``side > 16·(w − 1)``; at 32 px and below, where no such window
-exists, it falls back to single-scale SSIM with a window of ``min(11, side)`` rounded down to odd.
+exists, it falls back to single-scale SSIM with a window of ``min(11, side)`` rounded down to odd
+(images under 3 px are edge-padded to 3 first).
 The loss is always computed in float32, also under autocast.
 """
 
@@ -54,7 +55,11 @@ def ms_ssim_any_size(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         win = _largest_odd_at_most(min(11, (side - 1) // 16 + 1))
         if win >= 3:
             return _ms_ssim(pred, target, data_range=1.0, win_size=win)
-        return _ssim(pred, target, data_range=1.0, win_size=max(1, _largest_odd_at_most(min(11, side))))
+        if side < 3:  # pytorch_msssim squeezes 1-pixel dimensions away; give it 3 pixels to work on
+            pad = (0, max(0, 3 - pred.shape[-1]), 0, max(0, 3 - pred.shape[-2]))
+            pred, target = F.pad(pred, pad, mode="replicate"), F.pad(target, pad, mode="replicate")
+            side = 3
+        return _ssim(pred, target, data_range=1.0, win_size=_largest_odd_at_most(min(11, side)))
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,8 @@ def combined_loss(
             f"pred and target must both be (N, C, H, W) of one shape, got {tuple(pred.shape)} "
             f"and {tuple(target.shape)}"
         )
-    pred, target = pred.float(), target.float()
+    dtype = torch.promote_types(pred.dtype, torch.float32)  # float32 at least, also under autocast
+    pred, target = pred.to(dtype), target.to(dtype)
     mse = F.mse_loss(pred, target)
     sim = ms_ssim_any_size(pred, target)
     edge = F.l1_loss(sobel_magnitude(pred), sobel_magnitude(target))

@@ -1,7 +1,9 @@
 """PSNR and SSIM by the convention of the GoPro deblurring papers.
 
 RGB, full frame, no border crop, and the prediction quantized to 8 bits first (what saving it as a PNG
-does), so the score of a tensor equals the score of the file written from it. SSIM uses an 11×11
+does), so the score of a tensor equals the score of the file written from it. The target is rounded to
+8 bits too, which changes nothing for a target read from an 8-bit file (it only removes float noise) and
+compares 16-bit targets as the 8-bit files the benchmarks use. SSIM uses an 11×11
 Gaussian window with σ = 1.5 on each channel (valid region only, which equals scikit-image's
 ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
 data_range=1)``) and averages the channels. Both return one value per image with ``reduction="none"``
@@ -32,7 +34,7 @@ def _prepare(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, to
         pred, target = pred.unsqueeze(0), target.unsqueeze(0)
     if pred.dim() != 4:
         raise ValueError(f"expected (N, C, H, W) or (C, H, W), got shape {tuple(pred.shape)}")
-    return quantize_8bit(pred.detach().double()), target.detach().double()
+    return quantize_8bit(pred.detach().double()), quantize_8bit(target.detach().double())
 
 
 def _reduce(values: torch.Tensor, reduction: Reduction) -> torch.Tensor:
