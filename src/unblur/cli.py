@@ -7,12 +7,17 @@ can fix are printed as one line (``unblur: error: ...``) unless ``--debug`` asks
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unblur import __version__
 from unblur.device import DEVICE_CHOICES
+
+if TYPE_CHECKING:
+    from unblur.train import TrainConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -216,37 +221,110 @@ def build_parser() -> argparse.ArgumentParser:
 # Handlers: import lazily so `unblur --help` stays fast. ------------------------------------------------
 
 
-def _not_yet(name: str) -> int:
-    print(f"unblur {name}: not implemented yet in this version", file=sys.stderr)
-    return 2
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _cmd_sharpen(args: argparse.Namespace) -> int:
-    return _not_yet("sharpen")
+    from unblur.infer import load_sharpener, sharpen_files
+
+    if args.backend == "onnx":
+        raise NotImplementedError("--backend onnx is not available in this version; use --backend torch")
+    sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile,
+                                        overlap=args.tile_overlap)
+    report = sharpen_files(args.inputs, sharpener, args.out, suffix=args.suffix, ext=args.ext,
+                           compare=args.compare, target_dir=args.target, warn=_warn)
+    print(f"sharpened {len(report.written)} image(s) with {weights.model} ({sharpener.plan.describe()}) "
+          f"into {args.out}" + (f"; {len(report.comparisons)} comparison(s)" if report.comparisons else ""))
+    if report.failed:
+        print(f"{len(report.failed)} input(s) failed (listed above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+_TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "lr", "alpha", "edge_weight",
+                "crop", "workers", "seed", "max_steps", "ema", "accum", "clip", "teacher", "distill_weight",
+                "nan_policy")
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults < the run's saved config (with --resume) < --config file < flags given on the command line."""
+    import json
+
+    from unblur.train import CONFIG_NAME, TrainConfig, load_config
+
+    settings: dict[str, object] = {}
+    if args.resume:
+        if args.out is None:
+            raise ValueError("--resume needs --out RUN_DIR, the folder of the run to continue")
+        saved = Path(args.out) / CONFIG_NAME
+        if saved.is_file():
+            settings.update(json.loads(saved.read_text()))
+    if args.config is not None:
+        settings.update(load_config(args.config))
+    for name in _TRAIN_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = str(value) if isinstance(value, Path) else value
+    for flag in ("fp32", "cosine", "cache"):
+        if getattr(args, flag):
+            settings[flag] = True
+    if args.device != "auto":
+        settings["device"] = args.device
+    return TrainConfig(**settings)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    return _not_yet("train")
+    from unblur.train import train
+
+    cfg = train_config_from_args(args)
+    result = train(cfg, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        print(f"done: {result.steps} steps, best validation PSNR {result.best_psnr:.2f} dB; weights in "
+              f"{result.weights}; metrics, loss curve and checkpoint in {result.out}")
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    return _not_yet("eval")
+    from unblur.data import find_pairs
+    from unblur.evaluate import evaluate, format_table, write_report
+    from unblur.infer import load_sharpener
+
+    pairs = find_pairs(args.data, args.split if (args.data / args.split).is_dir() else None, args.input_kind)
+    sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile)
+    out = args.out or Path("outputs_sharpen") / "eval"
+    report = evaluate(sharpener, pairs, save_dir=out / "images" if args.save_images else None)
+    report.info.update(data=str(args.data), split=args.split, input_kind=args.input_kind, model=weights.model,
+                       weights=str(args.weights) if args.weights else "bundled default")
+    print(f"{len(pairs)} pairs from {args.data} ({args.input_kind}), {sharpener.plan.describe()}")
+    print(format_table(report, model_label=f"model ({weights.model})"))
+    csv_path, json_path = write_report(report, out)
+    print(f"per-image scores: {csv_path}; summary: {json_path}")
+    return 0
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    return _not_yet("synth")
+    from unblur.synth import synthesize
+
+    report = synthesize(args.sources, out=args.out, split=args.split, pairs_per_image=args.pairs_per_image,
+                        size=args.size, seed=args.seed, moving_object=not args.no_object)
+    print(report.format())
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    return _not_yet("demo")
+    from unblur.demo import run_demo
+
+    run_demo(args.out, device=args.device, steps=args.steps)
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    return _not_yet("bench")
+    raise NotImplementedError("`unblur bench` is not available in this version yet")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    return _not_yet("export")
+    raise NotImplementedError("`unblur export` is not available in this version yet")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

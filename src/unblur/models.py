@@ -8,12 +8,29 @@ so a weights file records only a name and keyword arguments, never code.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "StudentCNNv3", "build_model", "count_macs_per_pixel", "count_parameters"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "ResidualStudentCNNv3",
+    "StudentCNNv3",
+    "UnblurNet",
+    "Weights",
+    "build_model",
+    "count_macs_per_pixel",
+    "count_parameters",
+    "load_weights",
+    "save_weights",
+    "weights_from_model",
+]
 
 
 def _conv(cin: int, cout: int, dilation: int = 1) -> nn.Conv2d:
@@ -49,9 +66,89 @@ class StudentCNNv3(nn.Module):
         return torch.sigmoid(self.conv5(x))
 
 
+class ResidualStudentCNNv3(StudentCNNv3):
+    """StudentCNN_v3's layers predicting a correction that is added to the input (global residual).
+
+    The seed's sigmoid head must rebuild the whole image; here the last convolution starts at zero, so
+    the untrained network is the identity and training only has to learn the missing detail. Output is
+    clamped to ``[0, 1]``.
+    """
+
+    def __init__(self, width: int = 64, mid: int = 128) -> None:
+        super().__init__(width, mid)
+        nn.init.zeros_(self.conv5.weight)
+        nn.init.zeros_(self.conv5.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu(self.conv1(x))
+        skip = self.relu(self.conv2(h))
+        h = self.relu(self.conv3(skip)) + skip
+        h = self.relu(self.conv4(h))
+        return (x + self.conv5(h)).clamp(0.0, 1.0)
+
+
+class _ResBlock(nn.Module):
+    """``x + conv(relu(conv(x)))`` with 3×3 convolutions of one width."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
+class UnblurNet(nn.Module):
+    """A small multi-scale student: pixel-unshuffle, a three-level U-Net, a global residual.
+
+    Motion blur spreads a point over tens of pixels, far beyond StudentCNN_v3's 13-pixel receptive
+    field. Here the image is first folded 2×2 into channels (pixel-unshuffle: the first convolutions
+    already run at half resolution), then two strided convolutions reach 1/4 and 1/8 scale, where
+    every 3×3 convolution sees 8× further for the same cost per output pixel. Decoding upsamples with
+    pixel-shuffle and adds the encoder features back. The head predicts a correction added to the input
+    and starts at zero, so the untrained network is the identity. Any ``H×W`` works: the input is
+    edge-padded to a multiple of 8 and the output cropped back.
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 96), blocks: tuple[int, int, int] = (2, 2, 3)) -> None:
+        super().__init__()
+        c1, c2, c3 = widths
+        self.stem = nn.Conv2d(12, c1, 3, padding=1)
+        self.enc1 = nn.Sequential(*[_ResBlock(c1) for _ in range(blocks[0])])
+        self.down1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
+        self.enc2 = nn.Sequential(*[_ResBlock(c2) for _ in range(blocks[1])])
+        self.down2 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)
+        self.mid = nn.Sequential(*[_ResBlock(c3) for _ in range(blocks[2])])
+        self.up2 = nn.Sequential(nn.Conv2d(c3, c2 * 4, 1), nn.PixelShuffle(2))
+        self.dec2 = _ResBlock(c2)
+        self.up1 = nn.Sequential(nn.Conv2d(c2, c1 * 4, 1), nn.PixelShuffle(2))
+        self.dec1 = _ResBlock(c1)
+        self.head = nn.Conv2d(c1, 12, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % 8, (-w) % 8
+        padded = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        e1 = self.enc1(torch.relu(self.stem(nn.functional.pixel_unshuffle(padded, 2))))
+        e2 = self.enc2(torch.relu(self.down1(e1)))
+        m = self.mid(torch.relu(self.down2(e2)))
+        d2 = self.dec2(self.up2(m) + e2)
+        d1 = self.dec1(self.up1(d2) + e1)
+        residual = nn.functional.pixel_shuffle(self.head(d1), 2)[..., :h, :w]
+        return (x + residual).clamp(0.0, 1.0)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "studentcnn_v3": StudentCNNv3,
+    "studentcnn_v3_residual": ResidualStudentCNNv3,
+    "unblurnet": UnblurNet,
 }
+
+# The architecture `unblur train` uses when none is named, and that a bare state_dict is assumed to be.
+DEFAULT_MODEL = "studentcnn_v3"
 
 
 def build_model(name: str, **kwargs: object) -> nn.Module:
@@ -96,3 +193,99 @@ def count_macs_per_pixel(model: nn.Module, size: tuple[int, int] = (256, 256)) -
         for h in handles:
             h.remove()
     return total / (size[0] * size[1])
+
+
+# Weights files ------------------------------------------------------------------------------------------
+#
+# A weights file is ``torch.save({"format": "unblur-weights", "model": name, "model_kwargs": {...},
+# "state_dict": {...}, "meta": {...}})``: nothing but tensors, strings and numbers, so it loads with
+# ``torch.load(path, weights_only=True)`` and never runs code. A bare state_dict (the seed's own
+# ``sharpen_model.pth``) loads too; it then needs the model name from the caller.
+
+WEIGHTS_FORMAT = "unblur-weights"
+
+
+@dataclass
+class Weights:
+    """What a weights file holds: enough to rebuild the model without any code from the file."""
+
+    model: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        """Instantiate the architecture and load the tensors (strictly: every key must match)."""
+        model = build_model(self.model, **self.model_kwargs)
+        model.load_state_dict(self.state_dict)
+        return model
+
+
+def _clean_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the prefixes DistributedDataParallel (``module.``) and torch.compile (``_orig_mod.``) add."""
+    cleaned = {}
+    for key, value in state_dict.items():
+        for prefix in ("module.", "_orig_mod."):
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        cleaned[key] = value
+    return cleaned
+
+
+def weights_from_model(model: nn.Module, name: str, model_kwargs: dict[str, Any] | None = None,
+                       meta: dict[str, Any] | None = None) -> Weights:
+    """Snapshot a model's tensors (on the CPU, detached) together with how to rebuild it."""
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return Weights(name, dict(model_kwargs or {}), _clean_state_dict(state), dict(meta or {}))
+
+
+def save_weights(path: str | Path, weights: Weights) -> Path:
+    """Write a weights file atomically (temporary file, then rename)."""
+    from unblur.io import atomic_write
+
+    payload = {
+        "format": WEIGHTS_FORMAT,
+        "model": weights.model,
+        "model_kwargs": weights.model_kwargs,
+        "state_dict": weights.state_dict,
+        "meta": weights.meta,
+    }
+    with atomic_write(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_weights(path: str | Path, model: str | None = None) -> Weights:
+    """Read a weights file safely (``weights_only=True``: a pickle that would run code is refused).
+
+    ``model`` names the architecture for a bare state_dict and must agree with the file's own name
+    when the file records one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{path}: refused to load: the file is not plain weights (it would need to run code to unpickle: "
+            f"{first[:160]})"
+        ) from None
+    except Exception as exc:
+        raise ValueError(f"{path}: not a PyTorch weights file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: expected a dict of tensors, got {type(payload).__name__}")
+    if payload.get("format") == WEIGHTS_FORMAT:
+        recorded = str(payload["model"])
+        if model is not None and model != recorded:
+            raise ValueError(f"{path}: holds a {recorded!r} model, not {model!r}")
+        weights = Weights(recorded, dict(payload.get("model_kwargs", {})),
+                          _clean_state_dict(payload["state_dict"]), dict(payload.get("meta", {})))
+    elif payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        weights = Weights(model or DEFAULT_MODEL, {}, _clean_state_dict(payload), {})
+    else:
+        raise ValueError(f"{path}: neither an unblur weights file nor a plain state_dict")
+    if weights.model not in MODELS:
+        raise ValueError(f"{path}: unknown model {weights.model!r}; this unblur knows {', '.join(sorted(MODELS))}")
+    return weights

@@ -1,0 +1,263 @@
+"""Sharpening images with a trained model: loading weights, tiling, precision, files in and out.
+
+:class:`Sharpener` owns everything between a float image and the network (precision, layout, tiles),
+so the command line, the evaluator and the benchmark all run a model the same way.
+:func:`sharpen_files` is ``unblur sharpen``: it reads each input, sharpens it, writes the output with
+the input's size, format and name, and reports broken files as one line each without stopping.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+from tqdm import tqdm
+
+from unblur.device import ExecutionPlan, inference_plan
+from unblur.io import WRITE_SUFFIXES, ImageError, list_images, read_image, write_image
+from unblur.models import Weights, load_weights
+
+__all__ = [
+    "SharpenReport",
+    "Sharpener",
+    "default_weights_path",
+    "find_target",
+    "load_sharpener",
+    "output_paths",
+    "sharpen_files",
+    "side_by_side",
+]
+
+GOPRO_INPUT_DIRS = ("blur_gamma", "blur")
+
+
+def default_weights_path() -> Path | None:
+    """The pretrained weights bundled in the package, or ``None`` if this build ships none."""
+    folder = resources.files("unblur") / "weights"
+    for name in ("default.pth",):
+        candidate = folder / name
+        if candidate.is_file():
+            return Path(str(candidate))
+    return None
+
+
+NO_WEIGHTS_MESSAGE = (
+    "no pretrained weights are bundled with this version of unblur; train a model first, e.g. "
+    "`unblur demo` (minutes, CPU) or `unblur train --data GOPRO_ROOT --out runs/mine`, then pass "
+    "`--weights runs/mine/sharpen_model.pth`"
+)
+
+
+class Sharpener:
+    """Run a model on float RGB images ``(3, H, W)`` in ``[0, 1]``, whole or in tiles.
+
+    Tiling: the image is cut into ``tile × tile`` cores; each is run with ``overlap`` pixels of real
+    context on every side and only its core is kept, so with ``overlap`` at least the network's
+    receptive-field radius the result equals the untiled one. Tiles stream through the network one
+    by one, so memory is bounded by the tile size, not the photo size.
+    """
+
+    def __init__(self, model: nn.Module, plan: ExecutionPlan, tile: int = 0, overlap: int = 32) -> None:
+        if tile < 0 or overlap < 0:
+            raise ValueError("tile and overlap must be >= 0")
+        self.plan = plan
+        self.tile = tile
+        self.overlap = overlap
+        model = model.eval().to(plan.device)
+        if plan.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+
+    @torch.inference_mode()
+    def run_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Sharpen a batch ``(N, 3, H, W)`` already on the device; returns float32 in ``[0, 1]``."""
+        x = x.to(self.plan.device, torch.float32)
+        if self.plan.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.plan.autocast():
+            y = self.model(x)
+        return y.float().clamp_(0.0, 1.0).contiguous()
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """Sharpen one image ``(3, H, W)``; the result is on the CPU, float32, same size."""
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(image.shape)}")
+        _, h, w = image.shape
+        if self.tile <= 0 or (h <= self.tile and w <= self.tile):
+            return self.run_batch(image.unsqueeze(0))[0].cpu()
+        out = torch.empty(3, h, w, dtype=torch.float32)
+        t, o = self.tile, self.overlap
+        for y0 in range(0, h, t):
+            for x0 in range(0, w, t):
+                y1, x1 = min(y0 + t, h), min(x0 + t, w)
+                ya, xa = max(0, y0 - o), max(0, x0 - o)
+                yb, xb = min(h, y1 + o), min(w, x1 + o)
+                result = self.run_batch(image[:, ya:yb, xa:xb].unsqueeze(0))[0]
+                out[:, y0:y1, x0:x1] = result[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa].cpu()
+        return out
+
+
+def load_sharpener(weights: str | Path | None = None, model: str | None = None, device: str = "auto",
+                   fp32: bool = False, tile: int = 0, overlap: int = 32) -> tuple[Sharpener, Weights]:
+    """Load weights (the bundled default when ``weights`` is None) and wrap them in a :class:`Sharpener`."""
+    path = Path(weights) if weights is not None else default_weights_path()
+    if path is None:
+        raise FileNotFoundError(NO_WEIGHTS_MESSAGE)
+    loaded = load_weights(path, model)
+    return Sharpener(loaded.build(), inference_plan(device, fp32=fp32), tile, overlap), loaded
+
+
+def find_target(path: Path, target_dir: Path | None = None) -> Path | None:
+    """The sharp target of ``path`` if one can be found: ``target_dir/<name>``, or the GoPro sibling
+    ``.../SEQ/sharp/<name>`` of ``.../SEQ/{blur,blur_gamma}/<name>``."""
+    if target_dir is not None:
+        candidate = target_dir / path.name
+        return candidate if candidate.is_file() else None
+    if path.parent.name in GOPRO_INPUT_DIRS:
+        candidate = path.parent.parent / "sharp" / path.name
+        if candidate.is_file():
+            return candidate
+    if path.parent.name == "input":  # the flattened NAFNet/MPRNet layout
+        candidate = path.parent.parent / "target" / path.name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = "", ext: str | None = None) -> list[Path]:
+    """Output path for each input: same name (plus ``suffix``) and format, in ``out_dir``.
+
+    Inputs from different folders that share a name (every GoPro sequence has ``000001.png``) get their
+    parent folders prefixed until the names are unique. Formats that cannot be written (BMP) become PNG.
+    Raises if an output would be one of the inputs.
+    """
+    if ext is not None:
+        ext = "." + ext.lower().lstrip(".")
+        if ext not in WRITE_SUFFIXES:
+            choices = ", ".join(sorted(WRITE_SUFFIXES))
+            raise ValueError(f"--ext {ext}: cannot write that format; choose one of {choices}")
+
+    def name_for(p: Path, depth: int) -> str:
+        parts = [q for q in p.parent.parts[len(p.parent.parts) - depth :] if q not in ("/", "")] if depth else []
+        out_ext = ext or (p.suffix.lower() if p.suffix.lower() in WRITE_SUFFIXES else ".png")
+        return "_".join([*parts, p.stem + suffix]) + out_ext
+
+    depths = [0] * len(inputs)
+    while True:
+        names = [name_for(p, d) for p, d in zip(inputs, depths, strict=True)]
+        seen: dict[str, list[int]] = {}
+        for i, n in enumerate(names):
+            seen.setdefault(n, []).append(i)
+        clashes = [idx for idx in seen.values() if len(idx) > 1]
+        if not clashes:
+            break
+        grew = False
+        for idx in clashes:
+            for i in idx:
+                if depths[i] < len(inputs[i].parent.parts):
+                    depths[i] += 1
+                    grew = True
+        if not grew:
+            raise ValueError(f"two inputs would be written to the same output {names[clashes[0][0]]!r}")
+    outputs = [out_dir / n for n in names]
+    resolved_inputs = {p.resolve() for p in inputs}
+    for o in outputs:
+        if o.resolve() in resolved_inputs:
+            raise ValueError(f"{o}: refusing to overwrite an input; choose another --out or a --suffix")
+    return outputs
+
+
+_LABEL_HEIGHT = 28
+
+
+def side_by_side(panels: Sequence[tuple[str, torch.Tensor]], gap: int = 6) -> torch.Tensor:
+    """Panels ``(label, (3, H, W))`` of one size laid out left to right with a label strip on top."""
+    h, w = panels[0][1].shape[-2:]
+    for label, img in panels:
+        if img.shape[-2:] != (h, w):
+            raise ValueError(f"panel {label!r} is {tuple(img.shape[-2:])}, expected {(h, w)}")
+    width = len(panels) * w + (len(panels) - 1) * gap
+    canvas = torch.ones(3, h + _LABEL_HEIGHT, width)
+    for i, (_, img) in enumerate(panels):
+        x = i * (w + gap)
+        canvas[:, _LABEL_HEIGHT:, x : x + w] = img.clamp(0, 1)
+    strip = Image.new("RGB", (width, _LABEL_HEIGHT), "white")
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default(size=18)
+    for i, (label, _) in enumerate(panels):
+        draw.text((i * (w + gap) + 6, 4), label, fill="black", font=font)
+    strip_t = torch.frombuffer(bytearray(strip.tobytes()), dtype=torch.uint8).view(_LABEL_HEIGHT, width, 3)
+    canvas[:, :_LABEL_HEIGHT] = strip_t.permute(2, 0, 1).float() / 255.0
+    return canvas
+
+
+@dataclass
+class SharpenReport:
+    """What :func:`sharpen_files` did: outputs written, comparisons written, inputs that failed."""
+
+    written: list[Path] = field(default_factory=list)
+    comparisons: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def sharpen_files(
+    inputs: Sequence[str | Path],
+    sharpener: Sharpener,
+    out_dir: str | Path = "outputs_sharpen",
+    suffix: str = "",
+    ext: str | None = None,
+    compare: bool = False,
+    target_dir: str | Path | None = None,
+    progress: bool = True,
+    warn: Callable[[str], None] | None = None,
+) -> SharpenReport:
+    """Sharpen every image in ``inputs`` (files, folders, globs) into ``out_dir``.
+
+    Each output keeps its input's size, format, bit depth and alpha channel. When the sharp target is
+    known (``target_dir`` or the GoPro layout) or ``compare`` is set, a labelled
+    ``Input | Output [| Target]`` comparison is also written as ``<name>_compare.png``. A file that cannot
+    be read or written is reported through ``warn`` (one line) and the batch goes on.
+    """
+    warn = warn or (lambda line: print(line, file=sys.stderr))
+    paths = list_images(inputs)
+    out_dir = Path(out_dir)
+    outputs = output_paths(paths, out_dir, suffix, ext)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tdir = Path(target_dir) if target_dir is not None else None
+    report = SharpenReport()
+    bar = tqdm(list(zip(paths, outputs, strict=True)), desc="sharpen", unit="img",
+               disable=not progress or len(paths) < 2)
+    for src, dst in bar:
+        try:
+            picture = read_image(src)
+            result = sharpener(picture.rgb)
+            write_image(dst, result, alpha=picture.alpha, bit_depth=picture.bit_depth,
+                        icc_profile=picture.icc_profile)
+            report.written.append(dst)
+            target_path = find_target(src, tdir)
+            if target_path is not None or compare:
+                panels = [("Input", picture.rgb), ("Output", result)]
+                if target_path is not None:
+                    target = read_image(target_path).rgb
+                    if target.shape == picture.rgb.shape:
+                        panels.append(("Target", target))
+                    else:
+                        warn(f"unblur: {target_path}: target size {tuple(target.shape[1:])} differs from "
+                             f"{src}; comparison without target")
+                cmp_path = dst.with_name(dst.stem + "_compare.png")
+                write_image(cmp_path, side_by_side(panels))
+                report.comparisons.append(cmp_path)
+        except (ImageError, OSError, ValueError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            report.failed.append((src, reason))
+            warn(f"unblur: skipped {src}: {reason}" if str(src) not in reason else f"unblur: skipped: {reason}")
+        except torch.OutOfMemoryError:
+            report.failed.append((src, "out of memory"))
+            warn(f"unblur: skipped {src}: out of memory; try --tile 512 (or smaller) or --device cpu")
+    return report

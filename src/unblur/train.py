@@ -1,0 +1,569 @@
+"""Training a student: the seed's recipe by default, on one GPU, several (``torchrun``), or the CPU.
+
+:func:`train` reads pairs with :mod:`unblur.data`, optimizes :class:`unblur.losses.CombinedLoss` (plus a
+distillation term when a teacher is given) and writes everything into one run folder:
+
+* ``sharpen_model.pth``: the weights that scored best on validation (PSNR), as an unblur weights file
+  (a state_dict plus the model name and settings; loads with ``torch.load(weights_only=True)``);
+* ``checkpoint.pt``: the full training state for ``--resume`` (model, optimizer, schedule, EMA, epoch,
+  step, RNG states, metric history), written atomically at every epoch end and every
+  ``checkpoint_seconds`` in between, so a killed run loses at most that much work;
+* ``metrics.csv`` (one row per epoch), ``loss_curve.png`` (updated each epoch) and ``config.json`` (the
+  resolved settings, usable again with ``--config``).
+
+Under ``torchrun`` each process trains on its shard of every epoch (``DistributedSampler``) and
+gradients are averaged by ``DistributedDataParallel``; the batch size is per process. Only rank 0
+validates, writes files and shows progress.
+
+Resuming restores the exact state at the checkpoint and replays the epoch's sample order from the
+same permutation, skipping the batches already done. Random crops and flips after a mid-epoch resume
+are drawn afresh (they come from the DataLoader workers' RNG), so only resumes from an epoch boundary
+repeat the uninterrupted run bit for bit.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from tqdm import tqdm
+
+from unblur.data import Pair, PairedImages, find_pairs, hold_out_sequences, to_device_float
+from unblur.device import resolve_device
+from unblur.evaluate import score
+from unblur.io import atomic_write
+from unblur.losses import CombinedLoss
+from unblur.models import DEFAULT_MODEL, MODELS, build_model, load_weights, save_weights, weights_from_model
+
+__all__ = ["TrainConfig", "TrainResult", "load_config", "train"]
+
+WEIGHTS_NAME = "sharpen_model.pth"
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.csv"
+CURVE_NAME = "loss_curve.png"
+CONFIG_NAME = "config.json"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, out of memory, nothing to train on); one line says why."""
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting. Defaults are the seed's recipe; ``None`` means "derive it"."""
+
+    data: str | None = None
+    out: str | None = None
+    model: str = DEFAULT_MODEL
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    input_kind: str = "blur_gamma"
+    split: str = "train"
+    val_data: str | None = None
+    val_split: str = "test"
+    val_fraction: float = 0.1
+    val_limit: int = 32
+    epochs: int = 30
+    batch_size: int = 2
+    lr: float = 1e-4
+    alpha: float = 0.8
+    edge_weight: float = 1.0
+    crop: int = 256
+    workers: int | None = None
+    seed: int = 0
+    max_steps: int | None = None
+    device: str = "auto"
+    fp32: bool = False
+    ema: float | None = None
+    cosine: bool = False
+    accum: int = 1
+    clip: float | None = None
+    teacher: str | None = None
+    distill_weight: float = 1.0
+    cache: bool = False
+    nan_policy: str = "skip"
+    checkpoint_seconds: float = 300.0
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Reject values that cannot work, with a message saying what is expected."""
+        problems = []
+        if self.data is None:
+            problems.append("data: a dataset folder is required (--data DIR)")
+        if self.model not in MODELS:
+            problems.append(f"model: unknown {self.model!r}; choose one of {', '.join(sorted(MODELS))}")
+        if self.input_kind not in ("blur_gamma", "blur"):
+            problems.append(f"input_kind: expected blur_gamma or blur, got {self.input_kind!r}")
+        for name in ("epochs", "batch_size", "crop", "accum"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                problems.append(f"{name}: expected a positive integer, got {value!r}")
+        if not (isinstance(self.lr, int | float) and 0 < self.lr < 1):
+            problems.append(f"lr: expected a number in (0, 1), got {self.lr!r}")
+        if not (isinstance(self.alpha, int | float) and 0 <= self.alpha <= 1):
+            problems.append(f"alpha: expected a number in [0, 1], got {self.alpha!r}")
+        if not (isinstance(self.edge_weight, int | float) and self.edge_weight >= 0):
+            problems.append(f"edge_weight: expected a number >= 0, got {self.edge_weight!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
+            problems.append(f"max_steps: expected a positive integer, got {self.max_steps!r}")
+        if self.ema is not None and not (0 < self.ema < 1):
+            problems.append(f"ema: expected a decay in (0, 1) such as 0.999, got {self.ema!r}")
+        if self.clip is not None and not self.clip > 0:
+            problems.append(f"clip: expected a positive gradient norm, got {self.clip!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
+            problems.append(f"workers: expected an integer >= 0, got {self.workers!r}")
+        if not 0 < self.val_fraction < 1:
+            problems.append(f"val_fraction: expected a number in (0, 1), got {self.val_fraction!r}")
+        if self.nan_policy not in ("skip", "stop"):
+            problems.append(f"nan_policy: expected skip or stop, got {self.nan_policy!r}")
+        if self.crop < 16:
+            problems.append(f"crop: expected at least 16 pixels, got {self.crop}")
+        if problems:
+            raise ValueError("invalid training settings: " + "; ".join(problems))
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML, YAML or JSON file (keys are :class:`TrainConfig` fields; ``-`` may stand for ``_``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        elif path.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            raise ValueError("expected a .toml, .yaml/.yml or .json file")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot parse config: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # yaml.YAMLError without importing yaml at module level
+        raise ValueError(f"{path}: cannot parse config: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a table of settings at the top level")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = {str(k).replace("-", "_"): v for k, v in raw.items()}
+    if "input" in cfg and "input_kind" not in cfg:
+        cfg["input_kind"] = cfg.pop("input")
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cfg
+
+
+@dataclass
+class TrainResult:
+    """Where the run wrote its files and how it ended."""
+
+    out: Path
+    weights: Path
+    steps: int
+    epochs_done: int
+    best_psnr: float
+    history: list[dict[str, Any]]
+
+
+# Distributed helpers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_name: str) -> _Dist:
+    """Join the process group that ``torchrun`` describes in the environment (none outside torchrun)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name in ("auto", "cuda") and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _Dist(rank, world, local_rank)
+
+
+class _SkipSampler(Sampler[int]):
+    """Yields a sampler's indices after dropping the first ``skip`` (to resume in the middle of an epoch)."""
+
+    def __init__(self, sampler: DistributedSampler, skip: int = 0) -> None:
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self) -> Iterator[int]:
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            next(it, None)
+        yield from it
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)
+
+
+# Run-folder outputs ---------------------------------------------------------------------------------------
+
+_METRIC_FIELDS = ["epoch", "step", "train_loss", "train_mse", "train_ms_ssim", "train_edge", "train_distill",
+                  "val_loss", "val_psnr", "val_ssim", "lr", "seconds", "images_per_s", "skipped_steps"]
+
+
+def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=_METRIC_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _plot_curves(path: Path, history: list[dict[str, Any]], title: str) -> None:
+    """Train and validation loss per epoch (left) and validation PSNR (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax1.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("combined loss")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.plot(epochs, [h["val_psnr"] for h in history], "s-", color="tab:green")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation PSNR (dB)")
+    ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# Data -------------------------------------------------------------------------------------------------
+
+
+def _evenly_spaced(pairs: list[Pair], limit: int) -> list[Pair]:
+    if limit <= 0 or len(pairs) <= limit:
+        return pairs
+    step = len(pairs) / limit
+    return [pairs[int(i * step)] for i in range(limit)]
+
+
+def _split_data(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[list[Pair], list[Pair], str]:
+    """Training pairs, validation pairs and a sentence saying where validation comes from."""
+    root = Path(str(cfg.data))
+    if cfg.val_data is not None:
+        train_pairs = find_pairs(root, cfg.split, cfg.input_kind)
+        val_pairs = find_pairs(cfg.val_data, cfg.val_split, cfg.input_kind)
+        source = f"{cfg.val_data}"
+    elif (root / cfg.split).is_dir() and (root / cfg.val_split).is_dir():
+        train_pairs = find_pairs(root, cfg.split, cfg.input_kind)
+        val_pairs = find_pairs(root, cfg.val_split, cfg.input_kind)
+        source = f"the {cfg.val_split} split"
+    else:
+        split = cfg.split if (root / cfg.split).is_dir() else None
+        train_pairs, val_pairs = hold_out_sequences(find_pairs(root, split, cfg.input_kind), cfg.val_fraction,
+                                                    cfg.seed)
+        source = "held-out sequences"
+    val_pairs = _evenly_spaced(val_pairs, cfg.val_limit)
+    return train_pairs, val_pairs, f"{len(val_pairs)} pairs from {source}"
+
+
+# The loop -------------------------------------------------------------------------------------------------
+
+
+def _autocast_dtype(device: torch.device, fp32: bool) -> torch.dtype | None:
+    if fp32 or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@torch.inference_mode()
+def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: torch.dtype | None,
+              channels_last: bool, alpha: float, edge_weight: float) -> dict[str, float]:
+    """Mean combined loss, PSNR and SSIM over full validation frames."""
+    was_training = model.training
+    model.eval()
+    dataset = PairedImages(pairs, crop=None, augment=False)
+    totals = {"val_loss": 0.0, "val_psnr": 0.0, "val_ssim": 0.0}
+    for i in range(len(dataset)):
+        inp_u8, tgt_u8, _ = dataset[i]
+        inp = to_device_float(inp_u8.unsqueeze(0), device, channels_last)
+        tgt = to_device_float(tgt_u8.unsqueeze(0), device)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            pred = model(inp)
+        s = score(pred.float().clamp(0, 1).contiguous(), tgt, alpha, edge_weight)
+        totals["val_loss"] += s.loss
+        totals["val_psnr"] += s.psnr
+        totals["val_ssim"] += s.ssim
+    model.train(was_training)
+    return {k: v / max(1, len(dataset)) for k, v in totals.items()}
+
+
+def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train according to ``cfg``; with ``resume`` continue the run in ``cfg.out`` from its checkpoint."""
+    cfg.validate()
+    ddp = _init_distributed(cfg.device)
+    say = log or (lambda line: print(line, file=sys.stderr))
+
+    def info(line: str) -> None:
+        if ddp.main:
+            say(line)
+
+    try:
+        return _train(cfg, resume, ddp, info)
+    finally:
+        if ddp.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], None]) -> TrainResult:
+    device = resolve_device(cfg.device)
+    if ddp.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", ddp.local_rank)
+    out = Path(cfg.out) if cfg.out else Path("runs") / f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    ckpt_path = out / CHECKPOINT_NAME
+
+    checkpoint: dict[str, Any] | None = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"{ckpt_path}: no checkpoint to resume from (was --out the run folder?)")
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    elif ckpt_path.exists():
+        raise FileExistsError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(f"{out}: run folder is not writable")
+        with atomic_write(out / CONFIG_NAME) as tmp:
+            Path(tmp).write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    train_pairs, val_pairs, val_source = _split_data(cfg, info)
+    dataset = PairedImages(train_pairs, crop=cfg.crop, augment=True, cache=cfg.cache)
+    sampler = DistributedSampler(dataset, num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=ddp.world > 1)
+    micro_batches = len(sampler) // cfg.batch_size
+    steps_per_epoch = micro_batches // cfg.accum
+    if steps_per_epoch == 0:
+        raise TrainingError(
+            f"{len(train_pairs)} training pairs ({len(sampler)} per process) are fewer than one step of "
+            f"batch {cfg.batch_size} × accumulation {cfg.accum}; lower --batch-size or add data"
+        )
+    total_steps = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps,
+                                                                                  cfg.epochs * steps_per_epoch)
+    workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1)
+
+    model = build_model(cfg.model, **cfg.model_kwargs).to(device)
+    channels_last = device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    dtype = _autocast_dtype(device, cfg.fp32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.cosine:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    ema = None
+    if cfg.ema is not None:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    teacher = None
+    if cfg.teacher is not None:
+        teacher = load_weights(cfg.teacher).build().to(device).eval().requires_grad_(False)
+        if channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
+    loss_fn = CombinedLoss(cfg.alpha, cfg.edge_weight)
+
+    step, epoch, batch_in_epoch, skipped = 0, 0, 0, 0
+    history: list[dict[str, Any]] = []
+    best_psnr = -math.inf
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        if ema is not None and "ema" in checkpoint:
+            ema.load_state_dict(checkpoint["ema"])
+        step, epoch, batch_in_epoch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"]
+        skipped = checkpoint.get("skipped_steps", 0)
+        history, best_psnr = list(checkpoint["history"]), float(checkpoint["best_psnr"])
+        _set_rng_state(checkpoint["rng"])
+        info(f"resuming {ckpt_path}: epoch {epoch + 1}, step {step}, batch {batch_in_epoch} of the epoch")
+
+    net: nn.Module = model
+    if ddp.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    info(f"training {cfg.model} on {len(train_pairs)} pairs ({cfg.input_kind}), validating on {val_source}; "
+         f"{ddp.world} process(es) on {device.type}"
+         f"{', ' + str(dtype).removeprefix('torch.') if dtype else ', fp32'}; {steps_per_epoch} steps/epoch, "
+         f"{total_steps} steps in all; writing to {out}")
+
+    def save_checkpoint() -> None:
+        if not ddp.main:
+            return
+        state = {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+            "skipped_steps": skipped, "history": history, "best_psnr": best_psnr, "rng": _rng_state(),
+            "config": json.dumps(asdict(cfg)),
+        }
+        if ema is not None:
+            state["ema"] = ema.state_dict()
+        with atomic_write(ckpt_path) as tmp:
+            torch.save(state, tmp)
+
+    def weights_meta(extra: dict[str, Any]) -> dict[str, Any]:
+        return {"config": json.dumps(asdict(cfg)), "step": step, "epoch": epoch + 1, **extra}
+
+    last_save = time.monotonic()
+    stop = step >= total_steps
+    while epoch < cfg.epochs and not stop:
+        sampler.set_epoch(epoch)
+        skip = batch_in_epoch * cfg.batch_size
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=_SkipSampler(sampler, skip),
+                            num_workers=workers, drop_last=True, pin_memory=device.type == "cuda",
+                            persistent_workers=False,
+                            generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        sums = {"loss": 0.0, "mse": 0.0, "ms_ssim": 0.0, "edge": 0.0, "distill": 0.0}
+        seen = 0
+        t0 = time.perf_counter()
+        bar = tqdm(total=micro_batches, initial=batch_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", disable=not (cfg.progress and ddp.main), leave=False, dynamic_ncols=True)
+        optimizer.zero_grad(set_to_none=True)
+        for inp_u8, tgt_u8, _ in loader:
+            inp = to_device_float(inp_u8, device, channels_last)
+            tgt = to_device_float(tgt_u8, device, channels_last)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                pred = net(inp)
+                distill = torch.zeros((), device=device)
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_out = teacher(inp)
+                    distill = F.l1_loss(pred.float(), teacher_out.float())
+            loss = loss_fn(pred, tgt) + cfg.distill_weight * distill
+            finite = torch.isfinite(loss.detach()).float()
+            if ddp.world > 1:  # every process must skip together, or DDP's gradient all-reduce would hang
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if not bool(finite):
+                if cfg.nan_policy == "stop":
+                    save_checkpoint()
+                    raise TrainingError(
+                        f"loss became {float(loss)} at step {step + 1}; stopped (checkpoint kept). Try a lower "
+                        "--lr, --clip 1.0 or --fp32, or --nan skip to skip such steps")
+                skipped += 1
+                info(f"warning: non-finite loss at step {step + 1}; step skipped ({skipped} so far)")
+                optimizer.zero_grad(set_to_none=True)
+                batch_in_epoch += 1
+                bar.update(1)
+                continue
+            scaler.scale(loss / cfg.accum).backward()
+            batch_in_epoch += 1
+            terms = loss_fn.last.as_floats() if loss_fn.last is not None else {}
+            sums["loss"] += float(loss.detach())
+            sums["mse"] += terms.get("mse", 0.0)
+            sums["ms_ssim"] += terms.get("ms_ssim", 0.0)
+            sums["edge"] += terms.get("edge", 0.0)
+            sums["distill"] += float(distill.detach())
+            seen += 1
+            if batch_in_epoch % cfg.accum == 0:
+                if cfg.clip is not None:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                step += 1
+            elapsed = time.perf_counter() - t0
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}",
+                            img_s=f"{seen * cfg.batch_size * ddp.world / max(elapsed, 1e-9):.1f}")
+            bar.update(1)
+            if step >= total_steps:
+                stop = True
+                break
+            if time.monotonic() - last_save > cfg.checkpoint_seconds:
+                save_checkpoint()
+                last_save = time.monotonic()
+        bar.close()
+        epoch_done = batch_in_epoch >= micro_batches or not stop
+        elapsed = time.perf_counter() - t0
+
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
+                               "seconds": round(elapsed, 2), "skipped_steps": skipped,
+                               "images_per_s": round(seen * cfg.batch_size * ddp.world / max(elapsed, 1e-9), 2)}
+        for key in ("loss", "mse", "ms_ssim", "edge", "distill"):
+            row[f"train_{key}"] = sums[key] / seen if seen else float("nan")
+        if ddp.main:
+            eval_model = ema.module if ema is not None else model
+            row.update(_validate(eval_model, val_pairs, device, dtype, channels_last, cfg.alpha, cfg.edge_weight))
+            history.append(row)
+            if row["val_psnr"] > best_psnr:
+                best_psnr = row["val_psnr"]
+                save_weights(out / WEIGHTS_NAME,
+                             weights_from_model(eval_model, cfg.model, cfg.model_kwargs,
+                                                weights_meta({"val_psnr": best_psnr, "val_ssim": row["val_ssim"]})))
+            _write_metrics(out / METRICS_NAME, history)
+            _plot_curves(out / CURVE_NAME, history, f"{cfg.model} on {Path(str(cfg.data)).name}")
+            info(f"epoch {epoch + 1}/{cfg.epochs} step {step}: train loss {row['train_loss']:.4f} "
+                 f"(mse {row['train_mse']:.4f}, ms-ssim {row['train_ms_ssim']:.4f}, edge {row['train_edge']:.4f}) "
+                 f"| val loss {row['val_loss']:.4f}, PSNR {row['val_psnr']:.2f} dB, SSIM {row['val_ssim']:.4f} "
+                 f"| {row['images_per_s']:.1f} img/s, {elapsed:.0f} s")
+        if epoch_done:
+            epoch += 1
+            batch_in_epoch = 0
+        save_checkpoint()
+        last_save = time.monotonic()
+        if ddp.world > 1:
+            dist.barrier()
+
+    return TrainResult(out=out, weights=out / WEIGHTS_NAME, steps=step, epochs_done=epoch, best_psnr=best_psnr,
+                       history=history)
