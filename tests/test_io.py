@@ -46,12 +46,20 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png16(path: Path, values: np.ndarray, exif: bytes | None = None, key: tuple[int, ...] = ()) -> Path:
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def png16(
+    path: Path, values: np.ndarray, exif: bytes | None = None, key: tuple[int, ...] = (), interlace: bool = False
+) -> Path:
     """A 16-bit PNG from (H, W, C) uint16, C in 1..4 (gray, gray+alpha, RGB, RGBA), filter type 0;
-    ``key`` is a transparent colour (tRNS) for gray or RGB."""
+    ``key`` is a transparent colour (tRNS) for gray or RGB; ``interlace`` stores it in Adam7 passes."""
     h, w, c = values.shape
-    header = struct.pack(">IIBBBBB", w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
-    raw = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(h))
+    header = struct.pack(">IIBBBBB", w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, int(interlace))
+    passes = ADAM7 if interlace else [(0, 0, 1, 1)]
+    raw = b"".join(
+        b"\x00" + row.astype(">u2").tobytes() for x0, y0, dx, dy in passes for row in values[y0::dy, x0::dx] if row.size
+    )
     extra = _chunk(b"eXIf", exif) if exif else b""
     extra += _chunk(b"tRNS", struct.pack(f">{len(key)}H", *key)) if key else b""
     path.write_bytes(
@@ -684,9 +692,15 @@ def test_property_16bit_png_round_trip_is_exact(tmp_path_factory: pytest.TempPat
     assert np.array_equal(hwc(read_image(path), 65535), a)
 
 
-@settings(max_examples=20, deadline=None)
-@given(a=hnp.arrays(np.uint16, st.tuples(st.integers(1, 6), st.integers(1, 6), st.sampled_from([1, 2, 3, 4]))))
-def test_property_hand_made_16bit_png_reads_exactly(tmp_path_factory: pytest.TempPathFactory, a: np.ndarray) -> None:
-    path = png16(tmp_path_factory.mktemp("h16") / "a.png", a)
+@settings(max_examples=30, deadline=None)
+@given(
+    a=hnp.arrays(np.uint16, st.tuples(st.integers(1, 11), st.integers(1, 11), st.sampled_from([1, 2, 3, 4]))),
+    interlace=st.booleans(),
+)
+def test_property_hand_made_16bit_png_reads_exactly(
+    tmp_path_factory: pytest.TempPathFactory, a: np.ndarray, interlace: bool
+) -> None:
+    """Including Adam7-interlaced files: the low-byte decode reuses Pillow's de-interlacing."""
+    path = png16(tmp_path_factory.mktemp("h16") / "a.png", a, interlace=interlace)
     expected = a[..., [0, 0, 0]] if a.shape[2] == 1 else a[..., [0, 0, 0, 1]] if a.shape[2] == 2 else a
     assert np.array_equal(hwc(read_image(path), 65535), expected)
