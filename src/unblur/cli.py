@@ -290,7 +290,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from unblur.evaluate import evaluate, format_table, write_report
     from unblur.infer import load_sharpener
 
-    pairs = find_pairs(args.data, args.split if (args.data / args.split).is_dir() else None, args.input_kind)
+    pairs = find_pairs(args.data, args.split, args.input_kind)
     sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile)
     out = args.out or Path("outputs_sharpen") / "eval"
     report = evaluate(sharpener, pairs, save_dir=out / "images" if args.save_images else None)

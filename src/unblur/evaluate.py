@@ -100,6 +100,8 @@ def evaluate(
     if not pairs:
         raise ValueError("nothing to evaluate: the dataset has no pairs")
     dataset = PairedImages(pairs, crop=None, augment=False)
+    if save_dir is not None:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
     report = EvalReport()
     start = time.perf_counter()
     for i in tqdm(range(len(dataset)), desc="eval", unit="img", disable=not progress):

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 GOPRO_INPUT_DIRS = ("blur_gamma", "blur")
+_INPUT_DIR_NAMES = frozenset({*GOPRO_INPUT_DIRS, "input"})
 
 
 def default_weights_path() -> Path | None:
@@ -143,8 +144,11 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = "", ext: s
             choices = ", ".join(sorted(WRITE_SUFFIXES))
             raise ValueError(f"--ext {ext}: cannot write that format; choose one of {choices}")
 
+    def folders(p: Path) -> list[str]:  # parent folders that tell inputs apart (not blur/, input/, ...)
+        return [q for q in p.parent.parts if q not in ("/", "") and q not in _INPUT_DIR_NAMES]
+
     def name_for(p: Path, depth: int) -> str:
-        parts = [q for q in p.parent.parts[len(p.parent.parts) - depth :] if q not in ("/", "")] if depth else []
+        parts = folders(p)[-depth:] if depth else []
         out_ext = ext or (p.suffix.lower() if p.suffix.lower() in WRITE_SUFFIXES else ".png")
         return "_".join([*parts, p.stem + suffix]) + out_ext
 
@@ -160,7 +164,7 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = "", ext: s
         grew = False
         for idx in clashes:
             for i in idx:
-                if depths[i] < len(inputs[i].parent.parts):
+                if depths[i] < len(folders(inputs[i])):
                     depths[i] += 1
                     grew = True
         if not grew:

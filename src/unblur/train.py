@@ -289,7 +289,7 @@ def _evenly_spaced(pairs: list[Pair], limit: int) -> list[Pair]:
     return [pairs[int(i * step)] for i in range(limit)]
 
 
-def _split_data(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[list[Pair], list[Pair], str]:
+def _split_data(cfg: TrainConfig) -> tuple[list[Pair], list[Pair], str]:
     """Training pairs, validation pairs and a sentence saying where validation comes from."""
     root = Path(str(cfg.data))
     if cfg.val_data is not None:
@@ -301,9 +301,8 @@ def _split_data(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[list[Pair
         val_pairs = find_pairs(root, cfg.val_split, cfg.input_kind)
         source = f"the {cfg.val_split} split"
     else:
-        split = cfg.split if (root / cfg.split).is_dir() else None
-        train_pairs, val_pairs = hold_out_sequences(find_pairs(root, split, cfg.input_kind), cfg.val_fraction,
-                                                    cfg.seed)
+        train_pairs, val_pairs = hold_out_sequences(find_pairs(root, cfg.split, cfg.input_kind),
+                                                    cfg.val_fraction, cfg.seed)
         source = "held-out sequences"
     val_pairs = _evenly_spaced(val_pairs, cfg.val_limit)
     return train_pairs, val_pairs, f"{len(val_pairs)} pairs from {source}"
@@ -381,8 +380,11 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    train_pairs, val_pairs, val_source = _split_data(cfg, info)
+    train_pairs, val_pairs, val_source = _split_data(cfg)
     dataset = PairedImages(train_pairs, crop=cfg.crop, augment=True, cache=cfg.cache)
+    if cfg.cache:  # decode once here; forked DataLoader workers then share the arrays copy-on-write
+        info(f"decoding {len(train_pairs)} training pairs into memory (--cache)")
+        dataset.preload()
     sampler = DistributedSampler(dataset, num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=ddp.world > 1)
     micro_batches = len(sampler) // cfg.batch_size

@@ -1,0 +1,202 @@
+"""The seed's workflow end to end on tiny data: train, resume, eval, sharpen, demo, DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from unblur.cli import main
+from unblur.infer import Sharpener, load_sharpener, output_paths
+from unblur.models import StudentCNNv3, load_weights
+from unblur.train import TrainConfig, train
+
+TINY = ["--crop", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu"]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_every_run_file(tiny_gopro, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--max-steps", "2", *TINY]) == 0
+    for name in ("sharpen_model.pth", "checkpoint.pt", "metrics.csv", "loss_curve.png", "config.json"):
+        assert (run / name).is_file(), name
+    payload = torch.load(run / "sharpen_model.pth", weights_only=True)
+    assert payload["model"] == "studentcnn_v3"
+    StudentCNNv3().load_state_dict(payload["state_dict"])  # a plain state_dict inside
+    rows = _rows(run / "metrics.csv")
+    assert rows[-1]["step"] == "2"
+    for key in ("train_loss", "train_mse", "train_ms_ssim", "train_edge", "val_loss", "val_psnr", "val_ssim", "lr"):
+        assert float(rows[-1][key]) == float(rows[-1][key])  # present and not NaN
+    assert Image.open(run / "loss_curve.png").format == "PNG"
+    config = json.loads((run / "config.json").read_text())
+    assert config["batch_size"] == 2 and config["lr"] == 1e-4 and config["alpha"] == 0.8
+    assert "done: 2 steps" in capsys.readouterr().out
+
+
+def test_seed_defaults():
+    cfg = TrainConfig(data="x")
+    assert (cfg.model, cfg.input_kind, cfg.epochs, cfg.batch_size, cfg.lr, cfg.alpha, cfg.edge_weight, cfg.crop) == (
+        "studentcnn_v3", "blur_gamma", 30, 2, 1e-4, 0.8, 1.0, 256)
+    assert cfg.ema is None and not cfg.cosine and cfg.accum == 1 and cfg.clip is None
+
+
+def test_resume_continues_the_step_count(tiny_gopro, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--max-steps", "2", *TINY]) == 0
+    first = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert first["step"] == 2
+    assert main(["train", "--out", str(run), "--resume", "--max-steps", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming" in err and "step 2" in err
+    second = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert second["step"] == 5
+    assert [r["step"] for r in _rows(run / "metrics.csv")][-1] == "5"
+    assert not torch.equal(first["model"]["conv1.weight"], second["model"]["conv1.weight"])
+
+
+def test_existing_run_needs_resume(tiny_gopro, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--data", str(tiny_gopro), "--out", str(run), "--max-steps", "1", *TINY]
+    assert main(args) == 0
+    assert main(args) == 1
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_config_file_and_flags(tiny_gopro, tmp_path):
+    config = tmp_path / "cfg.toml"
+    config.write_text('model = "unblurnet"\nlr = 3e-4\nbatch-size = 2\ncrop = 32\nworkers = 0\nmax_steps = 1\n')
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--config", str(config), "--lr", "2e-4"]) == 0
+    resolved = json.loads((run / "config.json").read_text())
+    assert resolved["model"] == "unblurnet" and resolved["lr"] == 2e-4 and resolved["crop"] == 32
+    assert load_weights(run / "sharpen_model.pth").model == "unblurnet"
+
+
+def test_opt_in_training_extras_run(tiny_gopro, tmp_path):
+    teacher_run = tmp_path / "teacher"
+    train(TrainConfig(data=str(tiny_gopro), out=str(teacher_run), model="unblurnet", crop=32, workers=0,
+                      max_steps=1, progress=False), log=lambda _: None)
+    cfg = TrainConfig(data=str(tiny_gopro), out=str(tmp_path / "run"), model="studentcnn_v3_residual", crop=32,
+                      workers=0, max_steps=2, ema=0.9, cosine=True, accum=2, clip=1.0, batch_size=1,
+                      teacher=str(teacher_run / "sharpen_model.pth"), progress=False)
+    result = train(cfg, log=lambda _: None)
+    assert result.steps == 2
+    assert float(result.history[-1]["train_distill"]) >= 0
+
+
+def test_eval_prints_model_and_baselines(tiny_gopro, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(tiny_gopro), out=str(run), crop=32, workers=0, max_steps=1, progress=False),
+          log=lambda _: None)
+    out = tmp_path / "eval"
+    assert main(["eval", "--data", str(tiny_gopro), "--weights", str(run / "sharpen_model.pth"), "--out", str(out),
+                 "--device", "cpu", "--save-images"]) == 0
+    printed = capsys.readouterr().out
+    for label in ("blurry input", "unsharp mask", "model (studentcnn_v3)"):
+        assert label in printed
+    rows = _rows(out / "per_image.csv")
+    assert len(rows) == 2 and {"input_psnr", "unsharp_psnr", "model_psnr", "model_loss", "model_ssim"} <= set(rows[0])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_images"] == 2
+    means = summary["means"]
+    assert summary["gain_psnr_db"] == pytest.approx(means["model"]["psnr"] - means["input"]["psnr"])
+    assert len(list((out / "images").glob("*.png"))) == 2
+
+
+@pytest.fixture()
+def weights(tiny_gopro, tmp_path) -> Path:
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(tiny_gopro), out=str(run), crop=32, workers=0, max_steps=1, progress=False),
+          log=lambda _: None)
+    return run / "sharpen_model.pth"
+
+
+def test_sharpen_writes_outputs_and_side_by_sides(tiny_gopro, weights, tmp_path):
+    seq = sorted((tiny_gopro / "test").iterdir())[0]
+    out = tmp_path / "out"
+    args = ["sharpen", str(seq / "blur_gamma"), "--weights", str(weights), "--out", str(out), "--device", "cpu"]
+    assert main(args) == 0
+    inputs = sorted((seq / "blur_gamma").glob("*.png"))
+    for src in inputs:
+        result = Image.open(out / src.name)
+        assert result.size == Image.open(src).size and result.format == "PNG"
+        compare = Image.open(out / f"{src.stem}_compare.png")
+        assert compare.width > 3 * result.width and compare.height > result.height  # Input | Output | Target
+
+
+def test_sharpen_keeps_format_and_name_with_suffix(weights, tmp_path):
+    src = tmp_path / "photo.jpg"
+    Image.new("RGB", (40, 30), (120, 80, 40)).save(src, quality=95)
+    before = src.read_bytes()
+    assert main(["sharpen", str(src), "--weights", str(weights), "--out", str(tmp_path), "--suffix", "_sharp"]) == 0
+    out = tmp_path / "photo_sharp.jpg"
+    assert Image.open(out).format == "JPEG" and Image.open(out).size == (40, 30)
+    assert src.read_bytes() == before
+    assert not (tmp_path / "photo_sharp_compare.png").exists()  # no target, no --compare
+
+
+def test_sharpen_refuses_to_overwrite_inputs(weights, tmp_path, capsys):
+    src = tmp_path / "photo.png"
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(src)
+    before = src.read_bytes()
+    assert main(["sharpen", str(src), "--weights", str(weights), "--out", str(tmp_path)]) == 1
+    assert "overwrite" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    with pytest.raises(ValueError, match="overwrite"):
+        output_paths([src], tmp_path)
+
+
+def test_sharpen_without_weights_says_how_to_get_some(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("unblur.infer.default_weights_path", lambda: None)
+    src = tmp_path / "p.png"
+    Image.new("RGB", (8, 8)).save(src)
+    assert main(["sharpen", str(src), "--out", str(tmp_path / "o")]) == 1
+    assert "unblur train" in capsys.readouterr().err
+
+
+def test_tiled_equals_untiled_when_overlap_covers_the_receptive_field(weights):
+    sharpener, _ = load_sharpener(weights, device="cpu", fp32=True)
+    torch.manual_seed(0)
+    image = torch.rand(3, 70, 90)
+    whole = sharpener(image)
+    tiled = Sharpener(sharpener.model, sharpener.plan, tile=24, overlap=8)(image)
+    assert torch.allclose(whole, tiled, atol=1e-5)
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "2", "--device", "cpu"]) == 0
+    assert (out / "loss_curve.png").is_file()
+    assert len(list(out.glob("*_compare.png"))) == 4
+    printed = capsys.readouterr().out
+    assert "blurry input" in printed and "unsharp mask" in printed and "Next:" in printed
+
+
+def test_ddp_two_gloo_processes_train_and_write_once(tiny_gopro, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "unblur",
+           "train", "--data", str(tiny_gopro), "--out", str(run), "--max-steps", "2", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done: 2 steps") == 1  # only rank 0 reports
+    assert proc.stderr.count("training studentcnn_v3 on") == 1
+    assert "2 process(es)" in proc.stderr
+    rows = _rows(run / "metrics.csv")
+    epochs = [r["epoch"] for r in rows]
+    assert rows[-1]["step"] == "2" and len(epochs) == len(set(epochs))  # one row per epoch: written once
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert not list(run.glob("*.tmp*"))
+    shutil.rmtree(run)
