@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import secrets
 import stat
 import struct
@@ -75,6 +76,7 @@ __all__ = [
     "list_images",
     "read_image",
     "read_rgb_u8",
+    "remove_stale_temps",
     "write_image",
 ]
 
@@ -378,6 +380,25 @@ def _create_temp(path: Path) -> Path:
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         return tmp
     raise FileExistsError(f"{path}: could not create a temporary file next to it")
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete the temp files that :func:`atomic_write` calls for ``path`` left behind; return them.
+
+    A process killed between creating its temp file and renaming it (SIGKILL, power loss) leaves the
+    temp file next to ``path``, forever. A program that rewrites the same file over and over (a
+    training run's checkpoint) calls this on start, when no writer of ``path`` can be running.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem[:80])}\.[0-9a-f]{{8}}\.tmp{re.escape(path.suffix)}")
+    removed = []
+    with contextlib.suppress(OSError):  # a missing or unreadable folder has nothing to clean
+        for candidate in path.parent.iterdir():
+            if pattern.fullmatch(candidate.name) and candidate.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    candidate.unlink()
+                    removed.append(candidate)
+    return removed
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
