@@ -34,17 +34,19 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from unblur.io import READ_SUFFIXES, ImageError, read_rgb_u8
+from unblur.io import MAX_PIXELS, READ_SUFFIXES, ImageError, read_rgb_u8
 
 __all__ = [
     "INPUT_KINDS",
     "DatasetError",
     "Pair",
     "PairedImages",
+    "SkipUnreadable",
     "check_pairs",
     "find_pairs",
     "hold_out_sequences",
     "pairs_from_folders",
+    "screen_pairs",
     "to_device_float",
 ]
 
@@ -347,6 +349,45 @@ def check_pairs(pairs: Sequence[Pair], check_sizes: bool = True) -> None:
     _check(pairs, check_sizes)
 
 
+def screen_pairs(pairs: Sequence[Pair]) -> tuple[list[Pair], list[str]]:
+    """Split ``pairs`` into the usable ones and a one-line reason for each of the others.
+
+    :func:`check_pairs` stops at the first problem, which suits a dataset being put together. A long
+    training run over thousands of pairs is better served by leaving out the few broken ones, saying
+    which, and going on; this makes the same per-pair checks (both files exist, both headers read,
+    at most :data:`unblur.io.MAX_PIXELS`, same size after EXIF orientation) without stopping. Headers
+    only: a file truncated behind an intact header passes, and is caught by :class:`SkipUnreadable`
+    when it is decoded. Each reason names the file or pair it is about.
+    """
+    good: list[Pair] = []
+    problems: list[str] = []
+    for p in pairs:
+        missing = [f for f in (p.input, p.target) if not f.is_file()]
+        if missing:
+            problems.append(f"{missing[0]}: no such file (pair {p.name})")
+            continue
+        try:
+            with warnings.catch_warnings():  # Pillow's bomb warning; the limit that counts is io's, below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                size_in, size_tgt = _oriented_size(p.input), _oriented_size(p.target)
+        except ImageError as exc:
+            problems.append(" ".join(str(exc).split()))
+            continue
+        too_big = next((f for f, (w, h) in ((p.input, size_in), (p.target, size_tgt)) if w * h > MAX_PIXELS), None)
+        if too_big is not None:
+            problems.append(f"{too_big}: declares more than the {MAX_PIXELS:,} pixels allowed (MAX_PIXELS)")
+        elif 0 in size_in or 0 in size_tgt:
+            problems.append(f"{p.input if 0 in size_in else p.target}: declares an empty image")
+        elif size_in != size_tgt:
+            problems.append(
+                f"input {p.input} is {size_in[0]}×{size_in[1]} but target {p.target} is "
+                f"{size_tgt[0]}×{size_tgt[1]}"
+            )
+        else:
+            good.append(p)
+    return good, problems
+
+
 # Serving ------------------------------------------------------------------------------------------------
 
 
@@ -469,6 +510,44 @@ class PairedImages(Dataset):
             if mirror:
                 inp, tgt = inp[:, ::-1], tgt[:, ::-1]
         return _to_chw_tensor(inp), _to_chw_tensor(tgt), self.pairs[i].name
+
+
+class SkipUnreadable(Dataset):
+    """A dataset whose samples that cannot be decoded are replaced by the next one that can.
+
+    For training: a file truncated behind an intact header is found only when it is decoded, maybe
+    hours into a run, and killing the run over one frame among thousands would throw those hours away.
+    Sample ``i`` is ``(*dataset[i], broken)``; when ``dataset[i]`` raises :class:`unblur.io.ImageError`
+    or :class:`DatasetError`, indices ``i+1, i+2, ...`` (wrapping around) are tried instead, and
+    ``broken`` holds one line per sample passed over (``""`` when none). The reasons travel with the
+    sample because the DataLoader worker that finds a broken file is another process than the
+    training loop that reports and counts them. Indices found broken are not decoded again by the
+    same process. Raises :class:`DatasetError` if no sample at all can be decoded.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._broken: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[object, ...]:
+        n = len(self)
+        reasons: list[str] = []
+        for k in range(n):
+            j = (i + k) % n
+            if j in self._broken:
+                continue
+            try:
+                sample = self.dataset[j]
+            except (ImageError, DatasetError) as exc:
+                self._broken.add(j)
+                reasons.append(" ".join(str(exc).split()))
+                continue
+            return (*sample, "\n".join(reasons))
+        first = f": {reasons[0]}" if reasons else ""
+        raise DatasetError(f"none of the {n} samples can be decoded{first}")
 
 
 def to_device_float(
