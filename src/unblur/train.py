@@ -15,6 +15,13 @@ Under ``torchrun`` each process trains on its shard of every epoch (``Distribute
 gradients are averaged by ``DistributedDataParallel``; the batch size is per process. Only rank 0
 validates, writes files and shows progress.
 
+Faults: pairs whose files are missing, unreadable or of different sizes are left out before training
+starts, and a file that turns out undecodable mid-run is replaced by another sample
+(:class:`unblur.data.SkipUnreadable`); each is reported in one line and counted (``skipped_pairs`` in
+``metrics.csv``, :attr:`TrainResult.skipped`), and the command exits non-zero at the end. The run folder
+is proved writable and roomy enough before the data is read. A non-finite loss skips the step or stops
+(``nan_policy``); running out of GPU memory stops with advice on ``--batch-size`` and ``--crop``.
+
 Resuming restores the exact state at the checkpoint and replays the epoch's sample order from the
 same permutation, skipping the batches already done. Random crops and flips after a mid-epoch resume
 are drawn afresh (they come from the DataLoader workers' RNG), so only resumes from an epoch boundary
@@ -23,11 +30,13 @@ repeat the uninterrupted run bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -44,12 +53,30 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from unblur.data import Pair, PairedImages, find_pairs, hold_out_sequences, to_device_float
+from unblur.data import (
+    DatasetError,
+    Pair,
+    PairedImages,
+    SkipUnreadable,
+    find_pairs,
+    hold_out_sequences,
+    screen_pairs,
+    to_device_float,
+)
 from unblur.device import resolve_device
 from unblur.evaluate import score
-from unblur.io import atomic_write
+from unblur.io import ImageError, atomic_write, remove_stale_temps
 from unblur.losses import CombinedLoss
-from unblur.models import DEFAULT_MODEL, MODELS, build_model, load_weights, save_weights, weights_from_model
+from unblur.models import (
+    DEFAULT_MODEL,
+    MODELS,
+    build_model,
+    count_parameters,
+    load_weights,
+    save_weights,
+    weights_from_model,
+)
+from unblur.preflight import check_free_space, ensure_writable_folder, refuse_inside
 
 __all__ = ["TrainConfig", "TrainResult", "load_config", "train"]
 
@@ -58,6 +85,12 @@ CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
 CURVE_NAME = "loss_curve.png"
 CONFIG_NAME = "config.json"
+RUN_FILES = (WEIGHTS_NAME, CHECKPOINT_NAME, METRICS_NAME, CURVE_NAME, CONFIG_NAME)
+_CHECKPOINT_KEYS = frozenset({"model", "optimizer", "scheduler", "scaler", "step", "epoch", "batch_in_epoch",
+                              "history", "best_psnr", "rng"})
+# Settings whose values are numbers; PyYAML reads 1e-4 (no dot) as a string, so YAML text is converted.
+_NUMBER_FIELDS = frozenset({"lr", "alpha", "edge_weight", "val_fraction", "ema", "clip", "distill_weight",
+                            "checkpoint_seconds"})
 
 
 class TrainingError(RuntimeError):
@@ -101,40 +134,96 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        """Reject values that cannot work, with a message saying what is expected."""
-        problems = []
+        """Reject values that cannot work, with a message saying what is expected.
+
+        Values may come from TOML, YAML or JSON files, so types are checked before ranges: ``lr =
+        "fast"`` gets a message, not a ``TypeError`` from deep inside training.
+        """
+        problems: list[str] = []
+
+        def expect(name: str, ok: bool, what: str) -> None:
+            if not ok:
+                problems.append(f"{name}: expected {what}, got {_shown(getattr(self, name))}")
+
+        def number(name: str, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+                   high_open: bool = False, optional: bool = False, what: str = "") -> None:
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            ok = _is_number(value)
+            if ok and low is not None:
+                ok = value > low if low_open else value >= low
+            if ok and high is not None:
+                ok = value < high if high_open else value <= high
+            expect(name, ok, what)
+
+        def integer(name: str, minimum: int, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            expect(name, _is_int(value) and value >= minimum, what)
+
+        def text(name: str, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if not (optional and value is None):
+                expect(name, isinstance(value, str) and value != "", "a non-empty text")
+
         if self.data is None:
             problems.append("data: a dataset folder is required (--data DIR)")
-        if self.model not in MODELS:
+        else:
+            text("data")
+        for name in ("out", "val_data", "teacher"):
+            text(name, optional=True)
+        for name in ("split", "val_split", "device"):
+            text(name)
+        if isinstance(self.model, str) and self.model not in MODELS:
             problems.append(f"model: unknown {self.model!r}; choose one of {', '.join(sorted(MODELS))}")
-        if self.input_kind not in ("blur_gamma", "blur"):
-            problems.append(f"input_kind: expected blur_gamma or blur, got {self.input_kind!r}")
-        for name in ("epochs", "batch_size", "crop", "accum"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                problems.append(f"{name}: expected a positive integer, got {value!r}")
-        if not (isinstance(self.lr, int | float) and 0 < self.lr < 1):
-            problems.append(f"lr: expected a number in (0, 1), got {self.lr!r}")
-        if not (isinstance(self.alpha, int | float) and 0 <= self.alpha <= 1):
-            problems.append(f"alpha: expected a number in [0, 1], got {self.alpha!r}")
-        if not (isinstance(self.edge_weight, int | float) and self.edge_weight >= 0):
-            problems.append(f"edge_weight: expected a number >= 0, got {self.edge_weight!r}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
-            problems.append(f"max_steps: expected a positive integer, got {self.max_steps!r}")
-        if self.ema is not None and not (0 < self.ema < 1):
-            problems.append(f"ema: expected a decay in (0, 1) such as 0.999, got {self.ema!r}")
-        if self.clip is not None and not self.clip > 0:
-            problems.append(f"clip: expected a positive gradient norm, got {self.clip!r}")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
-            problems.append(f"workers: expected an integer >= 0, got {self.workers!r}")
-        if not 0 < self.val_fraction < 1:
-            problems.append(f"val_fraction: expected a number in (0, 1), got {self.val_fraction!r}")
-        if self.nan_policy not in ("skip", "stop"):
-            problems.append(f"nan_policy: expected skip or stop, got {self.nan_policy!r}")
-        if self.crop < 16:
-            problems.append(f"crop: expected at least 16 pixels, got {self.crop}")
+        else:
+            text("model")
+        expect("model_kwargs", isinstance(self.model_kwargs, dict), "a table of model settings")
+        expect("input_kind", self.input_kind in ("blur_gamma", "blur"), "blur_gamma or blur")
+        for name in ("epochs", "batch_size", "accum"):
+            integer(name, 1)
+        integer("crop", 16)
+        integer("max_steps", 1, optional=True)
+        integer("workers", 0, optional=True)
+        integer("val_limit", 0)
+        expect("seed", _is_int(self.seed) and self.seed >= 0, "an integer >= 0")
+        number("lr", 0, 1, low_open=True, high_open=True, what="a number in (0, 1) such as 1e-4")
+        number("alpha", 0, 1, what="a number in [0, 1]")
+        number("edge_weight", 0, what="a number >= 0")
+        number("distill_weight", 0, what="a number >= 0")
+        number("val_fraction", 0, 1, low_open=True, high_open=True, what="a number in (0, 1)")
+        number("ema", 0, 1, low_open=True, high_open=True, optional=True, what="a decay in (0, 1) such as 0.999")
+        number("clip", 0, low_open=True, optional=True, what="a positive gradient norm")
+        number("checkpoint_seconds", 0, low_open=True, what="a positive number of seconds")
+        for name in ("fp32", "cosine", "cache", "progress"):
+            expect(name, isinstance(getattr(self, name), bool), "true or false")
+        expect("nan_policy", self.nan_policy in ("skip", "stop"), "skip or stop")
+        if isinstance(self.teacher, str) and self.teacher and not Path(self.teacher).is_file():
+            problems.append(f"teacher: weights file {self.teacher} not found")
         if problems:
             raise ValueError("invalid training settings: " + "; ".join(problems))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(value: object) -> str:
+    """``repr`` of a rejected value, with a hint when a number was written as text."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return repr(value)
+        return f"{value!r} (text, not a number: remove the quotes)"
+    return repr(value)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -167,6 +256,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if path.suffix.lower() in (".yaml", ".yml"):  # YAML 1.1 reads 1e-4 (no dot) as text, not as a number
+        for key in _NUMBER_FIELDS & cfg.keys():
+            value = cfg[key]
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    cfg[key] = float(value)
     return cfg
 
 
@@ -180,6 +275,8 @@ class TrainResult:
     epochs_done: int
     best_psnr: float
     history: list[dict[str, Any]]
+    skipped: list[str] = field(default_factory=list)
+    """One line per pair left out (unreadable, missing, sizes differ) over the whole run, resumes included."""
 
 
 # Distributed helpers ------------------------------------------------------------------------------------
@@ -229,7 +326,8 @@ class _SkipSampler(Sampler[int]):
 # Run-folder outputs ---------------------------------------------------------------------------------------
 
 _METRIC_FIELDS = ["epoch", "step", "train_loss", "train_mse", "train_ms_ssim", "train_edge", "train_distill",
-                  "val_loss", "val_psnr", "val_ssim", "lr", "seconds", "images_per_s", "skipped_steps"]
+                  "val_loss", "val_psnr", "val_ssim", "lr", "seconds", "images_per_s", "skipped_steps",
+                  "skipped_pairs"]
 
 
 def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
@@ -319,14 +417,20 @@ def _autocast_dtype(device: torch.device, fp32: bool) -> torch.dtype | None:
 
 @torch.inference_mode()
 def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: torch.dtype | None,
-              channels_last: bool, alpha: float, edge_weight: float) -> dict[str, float]:
-    """Mean combined loss, PSNR and SSIM over full validation frames."""
+              channels_last: bool, alpha: float, edge_weight: float,
+              broken: Callable[[str], None]) -> dict[str, float]:
+    """Mean combined loss, PSNR and SSIM over full validation frames; undecodable ones go to ``broken``."""
     was_training = model.training
     model.eval()
     dataset = PairedImages(pairs, crop=None, augment=False)
     totals = {"val_loss": 0.0, "val_psnr": 0.0, "val_ssim": 0.0}
+    scored = 0
     for i in range(len(dataset)):
-        inp_u8, tgt_u8, _ = dataset[i]
+        try:
+            inp_u8, tgt_u8, _ = dataset[i]
+        except (ImageError, DatasetError) as exc:
+            broken(" ".join(str(exc).split()))
+            continue
         inp = to_device_float(inp_u8.unsqueeze(0), device, channels_last)
         tgt = to_device_float(tgt_u8.unsqueeze(0), device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -335,8 +439,11 @@ def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: 
         totals["val_loss"] += s.loss
         totals["val_psnr"] += s.psnr
         totals["val_ssim"] += s.ssim
+        scored += 1
     model.train(was_training)
-    return {k: v / max(1, len(dataset)) for k, v in totals.items()}
+    if not scored:
+        raise TrainingError(f"none of the {len(dataset)} validation pairs can be decoded (listed above)")
+    return {k: v / scored for k, v in totals.items()}
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
@@ -350,13 +457,56 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
             say(line)
 
     try:
-        return _train(cfg, resume, ddp, info)
+        return _train(cfg, resume, ddp, info, say)
+    except torch.OutOfMemoryError:
+        raise TrainingError(
+            f"out of memory on the {cfg.device if cfg.device != 'auto' else 'GPU'} with --batch-size "
+            f"{cfg.batch_size} and --crop {cfg.crop} per process; try --batch-size {max(1, cfg.batch_size // 2)} "
+            f"or --crop {max(16, cfg.crop // 2)} (with --resume the run continues from its last checkpoint)"
+        ) from None
     finally:
         if ddp.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], None]) -> TrainResult:
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """The training state in ``path``, read safely (``weights_only=True``), or one line saying why not."""
+    out = path.parent
+    if not path.is_file():
+        if (out / CONFIG_NAME).is_file():
+            raise TrainingError(
+                f"{out}: the run stopped before its first checkpoint was written (one is written every "
+                "checkpoint_seconds and at each epoch end), so there is nothing to resume; start it again "
+                "without --resume"
+            )
+        raise FileNotFoundError(f"{path}: no checkpoint to resume from (was --out the run folder?)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainingError(
+            f"{path}: refused to load: the file holds objects that would run code when unpickled, not plain "
+            f"training state ({first[:160]})"
+        ) from None
+    except Exception as exc:  # truncated zip, not a torch file, ...: all mean "not a usable checkpoint"
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise TrainingError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {first[:160]})") from None
+    missing = sorted(_CHECKPOINT_KEYS - set(checkpoint)) if isinstance(checkpoint, dict) else ["everything"]
+    if missing:
+        raise TrainingError(f"{path}: not an unblur training checkpoint (it lacks {', '.join(missing)})")
+    return checkpoint
+
+
+def _run_bytes(cfg: TrainConfig, model: nn.Module) -> int:
+    """A low estimate of the disk space a run needs: the checkpoint (weights, Adam's two moments, the EMA)
+    and the weights file, each twice while the new copy is written next to the old, plus the small files."""
+    weights = 4 * count_parameters(model)
+    checkpoint = weights * (3 + (cfg.ema is not None))
+    return 2 * (checkpoint + weights) + (1 << 20)
+
+
+def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], None],
+           say: Callable[[str], None]) -> TrainResult:
     device = resolve_device(cfg.device)
     if ddp.world > 1 and device.type == "cuda":
         device = torch.device("cuda", ddp.local_rank)
@@ -365,26 +515,53 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
 
     checkpoint: dict[str, Any] | None = None
     if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"{ckpt_path}: no checkpoint to resume from (was --out the run folder?)")
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        checkpoint = _load_checkpoint(ckpt_path)
     elif ckpt_path.exists():
         raise FileExistsError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
 
-    if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(f"{out}: run folder is not writable")
-        with atomic_write(out / CONFIG_NAME) as tmp:
-            Path(tmp).write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-
+    model = build_model(cfg.model, **cfg.model_kwargs)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     train_pairs, val_pairs, val_source = _split_data(cfg)
-    dataset = PairedImages(train_pairs, crop=cfg.crop, augment=True, cache=cfg.cache)
+    image_folders = sorted({f.parent for p in (*train_pairs, *val_pairs) for f in (p.input, p.target)})
+    refuse_inside(out, image_folders, "run folder", "choose an --out outside the dataset's image folders")
+    if ddp.main:  # before any real work: a run that cannot save its results should not start
+        ensure_writable_folder(out, "run folder")
+        for name in RUN_FILES:  # left by a run killed while it was writing them
+            remove_stale_temps(out / name)
+        check_free_space(out, _run_bytes(cfg, model), "the run's checkpoint and weights")
+        with atomic_write(out / CONFIG_NAME) as tmp:
+            Path(tmp).write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+
+    # Pairs left out, as one-line reasons, in the order found (a dict is an ordered set); kept across resumes.
+    skipped: dict[str, None] = dict.fromkeys(checkpoint.get("skipped_pairs", []) if checkpoint else [])
+    rank_prefix = f"[rank {ddp.rank}] " if ddp.world > 1 else ""
+
+    def skip_broken(line: str, where: str) -> None:
+        if line not in skipped:
+            skipped[line] = None
+            say(f"{rank_prefix}warning: skipped {line} ({where})")
+
+    n_train, n_val = len(train_pairs), len(val_pairs)
+    train_pairs, bad_train = screen_pairs(train_pairs)
+    val_pairs, bad_val = screen_pairs(val_pairs)
+    for line in bad_train:
+        skipped[line] = None
+        info(f"warning: skipped {line} (left out of training)")
+    for line in bad_val:
+        skipped[line] = None
+        info(f"warning: skipped {line} (left out of validation)")
+    if not train_pairs:
+        raise TrainingError(f"none of the {n_train} training pairs can be used (reasons above)")
+    if not val_pairs:
+        raise TrainingError(f"none of the {n_val} validation pairs can be used (reasons above)")
+    images = PairedImages(train_pairs, crop=cfg.crop, augment=True, cache=cfg.cache)
     if cfg.cache:  # decode once here; forked DataLoader workers then share the arrays copy-on-write
         info(f"decoding {len(train_pairs)} training pairs into memory (--cache)")
-        dataset.preload()
+        for i in range(len(images)):
+            with contextlib.suppress(ImageError, DatasetError):  # SkipUnreadable reports the broken ones
+                images.preload([i])
+    dataset = SkipUnreadable(images)
     sampler = DistributedSampler(dataset, num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=ddp.world > 1)
     micro_batches = len(sampler) // cfg.batch_size
@@ -398,7 +575,7 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
                                                                                   cfg.epochs * steps_per_epoch)
     workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1)
 
-    model = build_model(cfg.model, **cfg.model_kwargs).to(device)
+    model = model.to(device)
     channels_last = device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -421,7 +598,7 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
             teacher = teacher.to(memory_format=torch.channels_last)
     loss_fn = CombinedLoss(cfg.alpha, cfg.edge_weight)
 
-    step, epoch, batch_in_epoch, skipped = 0, 0, 0, 0
+    step, epoch, batch_in_epoch, skipped_steps = 0, 0, 0, 0
     history: list[dict[str, Any]] = []
     best_psnr = -math.inf
     if checkpoint is not None:
@@ -432,7 +609,7 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         if ema is not None and "ema" in checkpoint:
             ema.load_state_dict(checkpoint["ema"])
         step, epoch, batch_in_epoch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"]
-        skipped = checkpoint.get("skipped_steps", 0)
+        skipped_steps = checkpoint.get("skipped_steps", 0)
         history, best_psnr = list(checkpoint["history"]), float(checkpoint["best_psnr"])
         _set_rng_state(checkpoint["rng"])
         info(f"resuming {ckpt_path}: epoch {epoch + 1}, step {step}, batch {batch_in_epoch} of the epoch")
@@ -453,13 +630,19 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         state = {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-            "skipped_steps": skipped, "history": history, "best_psnr": best_psnr, "rng": _rng_state(),
-            "config": json.dumps(asdict(cfg)),
+            "skipped_steps": skipped_steps, "skipped_pairs": list(skipped), "history": history,
+            "best_psnr": best_psnr, "rng": _rng_state(), "config": json.dumps(asdict(cfg)),
         }
         if ema is not None:
             state["ema"] = ema.state_dict()
-        with atomic_write(ckpt_path) as tmp:
-            torch.save(state, tmp)
+        try:
+            with atomic_write(ckpt_path) as tmp:
+                torch.save(state, tmp)
+        except OSError as exc:
+            raise TrainingError(
+                f"{ckpt_path}: cannot write the checkpoint ({exc.strerror or exc}); the previous one is intact: "
+                "make room, then continue with --resume"
+            ) from None
 
     def weights_meta(extra: dict[str, Any]) -> dict[str, Any]:
         return {"config": json.dumps(asdict(cfg)), "step": step, "epoch": epoch + 1, **extra}
@@ -479,7 +662,9 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         bar = tqdm(total=micro_batches, initial=batch_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", disable=not (cfg.progress and ddp.main), leave=False, dynamic_ncols=True)
         optimizer.zero_grad(set_to_none=True)
-        for inp_u8, tgt_u8, _ in loader:
+        for inp_u8, tgt_u8, _, broken in loader:
+            for line in (line for text in broken for line in text.split("\n") if line):
+                skip_broken(line, "another sample was used in its place")
             inp = to_device_float(inp_u8, device, channels_last)
             tgt = to_device_float(tgt_u8, device, channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -499,8 +684,8 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
                     raise TrainingError(
                         f"loss became {float(loss)} at step {step + 1}; stopped (checkpoint kept). Try a lower "
                         "--lr, --clip 1.0 or --fp32, or --nan skip to skip such steps")
-                skipped += 1
-                info(f"warning: non-finite loss at step {step + 1}; step skipped ({skipped} so far)")
+                skipped_steps += 1
+                info(f"warning: non-finite loss at step {step + 1}; step skipped ({skipped_steps} so far)")
                 optimizer.zero_grad(set_to_none=True)
                 batch_in_epoch += 1
                 bar.update(1)
@@ -540,13 +725,15 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         elapsed = time.perf_counter() - t0
 
         row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
-                               "seconds": round(elapsed, 2), "skipped_steps": skipped,
+                               "seconds": round(elapsed, 2), "skipped_steps": skipped_steps,
                                "images_per_s": round(seen * cfg.batch_size * ddp.world / max(elapsed, 1e-9), 2)}
         for key in ("loss", "mse", "ms_ssim", "edge", "distill"):
             row[f"train_{key}"] = sums[key] / seen if seen else float("nan")
         if ddp.main:
             eval_model = ema.module if ema is not None else model
-            row.update(_validate(eval_model, val_pairs, device, dtype, channels_last, cfg.alpha, cfg.edge_weight))
+            row.update(_validate(eval_model, val_pairs, device, dtype, channels_last, cfg.alpha, cfg.edge_weight,
+                                 lambda line: skip_broken(line, "left out of validation")))
+            row["skipped_pairs"] = len(skipped)
             history.append(row)
             if row["val_psnr"] > best_psnr:
                 best_psnr = row["val_psnr"]
@@ -568,4 +755,4 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
             dist.barrier()
 
     return TrainResult(out=out, weights=out / WEIGHTS_NAME, steps=step, epochs_done=epoch, best_psnr=best_psnr,
-                       history=history)
+                       history=history, skipped=list(skipped))
