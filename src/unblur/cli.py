@@ -1,14 +1,18 @@
 """The ``unblur`` command line. It only parses arguments and calls library functions.
 
 Every subcommand's work is a plain Python call in the module named in its handler; errors that a user
-can fix are printed as one line (``unblur: error: ...``) unless ``--debug`` asks for the traceback.
+can fix are printed as one line (``unblur: error: ...``), and so are Python warnings (``unblur: warning:
+...``), unless ``--debug`` asks for tracebacks. Commands that go through many files (sharpen, eval,
+train, synth) report each file they skip in one line, carry on, and exit with status 1 at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,31 +26,66 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main"]
 
 
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a positive integer")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "an integer >= 0")
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
 
 
+def _any_int(text: str) -> int:
+    return _int(text, "an integer")
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _float(text, "a number > 0")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = _float(text, "a number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def _unit_float(text: str) -> float:
-    value = float(text)
+    value = _float(text, "a number in [0, 1]")
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def _decay(text: str) -> float:
+    value = _float(text, "a decay in (0, 1) such as 0.999")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a decay in (0, 1) such as 0.999, got {text}")
     return value
 
 
@@ -126,18 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, help="images per step per process (default: 2)")
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: 1e-4)")
     p.add_argument("--alpha", type=_unit_float, help="MSE weight against 1-MS-SSIM (default: 0.8)")
-    p.add_argument("--edge-weight", type=float, help="weight of the Sobel edge L1 term (default: 1.0)")
+    p.add_argument("--edge-weight", type=_non_negative_float, help="weight of the Sobel edge L1 term (default: 1.0)")
     p.add_argument("--crop", type=_positive_int, help="training crop size in pixels (default: 256)")
     p.add_argument("--workers", type=_non_negative_int, help="DataLoader worker processes")
-    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_non_negative_int, help="random seed (default: 0)")
     p.add_argument("--max-steps", type=_positive_int, help="stop after this many optimizer steps")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
+    p.add_argument("--ema", type=_decay, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
     p.add_argument("--cosine", action="store_true", help="cosine learning-rate schedule to zero")
     p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
     p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
     p.add_argument("--teacher", type=Path, help="weights of a larger trained model to distil from")
-    p.add_argument("--distill-weight", type=float, help="weight of the distillation term (default: 1.0)")
+    p.add_argument("--distill-weight", type=_non_negative_float, help="weight of the distillation term (default: 1.0)")
     p.add_argument("--cache", action="store_true", help="keep decoded images in memory")
     p.add_argument("--nan", dest="nan_policy", choices=("skip", "stop"),
                    help="on a NaN/Inf loss: skip the step or stop (default: skip)")
@@ -175,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "test"), default="train", help="split folder (default: train)")
     p.add_argument("--pairs-per-image", type=_positive_int, default=4, help="pairs per photo (default: 4)")
     p.add_argument("--size", type=_size, default=(720, 1280), help="frame size HxW (default: 720x1280)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same pairs (default: 0)")
+    p.add_argument("--seed", type=_any_int, default=0, help="random seed; same seed, same pairs (default: 0)")
     p.add_argument("--no-object", action="store_true", help="never add an independently moving object")
     p.set_defaults(handler=_cmd_synth)
 
@@ -249,9 +288,7 @@ _TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "l
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults < the run's saved config (with --resume) < --config file < flags given on the command line."""
-    import json
-
-    from unblur.train import CONFIG_NAME, TrainConfig, load_config
+    from unblur.train import CHECKPOINT_NAME, CONFIG_NAME, TrainConfig, load_config
 
     settings: dict[str, object] = {}
     if args.resume:
@@ -259,7 +296,11 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
             raise ValueError("--resume needs --out RUN_DIR, the folder of the run to continue")
         saved = Path(args.out) / CONFIG_NAME
         if saved.is_file():
-            settings.update(json.loads(saved.read_text()))
+            settings.update(load_config(saved))  # checked like any config file: a damaged one gets one line
+        elif not (Path(args.out) / CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(
+                f"{args.out}: no run to resume there (no {CHECKPOINT_NAME} or {CONFIG_NAME}); was --out the run folder?"
+            )
     if args.config is not None:
         settings.update(load_config(args.config))
     for name in _TRAIN_FLAGS:
@@ -282,6 +323,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(f"done: {result.steps} steps, best validation PSNR {result.best_psnr:.2f} dB; weights in "
               f"{result.weights}; metrics, loss curve and checkpoint in {result.out}")
+    if result.skipped:
+        print(f"unblur: {len(result.skipped)} pair(s) were skipped as unusable (listed above); the run used the "
+              "others", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -289,17 +334,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from unblur.data import find_pairs
     from unblur.evaluate import evaluate, format_table, write_report
     from unblur.infer import load_sharpener
+    from unblur.preflight import ensure_writable_folder
 
     pairs = find_pairs(args.data, args.split, args.input_kind)
-    sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile)
     out = args.out or Path("outputs_sharpen") / "eval"
-    report = evaluate(sharpener, pairs, save_dir=out / "images" if args.save_images else None)
+    ensure_writable_folder(out, "eval output folder")  # before scoring, not after
+    sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile)
+    report = evaluate(sharpener, pairs, save_dir=out / "images" if args.save_images else None, warn=_warn)
     report.info.update(data=str(args.data), split=args.split, input_kind=args.input_kind, model=weights.model,
                        weights=str(args.weights) if args.weights else "bundled default")
-    print(f"{len(pairs)} pairs from {args.data} ({args.input_kind}), {sharpener.plan.describe()}")
+    scored = f"{len(report.rows)} of {len(pairs)}" if report.skipped else f"{len(pairs)}"
+    print(f"{scored} pairs from {args.data} ({args.input_kind}), {sharpener.plan.describe()}")
     print(format_table(report, model_label=f"model ({weights.model})"))
     csv_path, json_path = write_report(report, out)
     print(f"per-image scores: {csv_path}; summary: {json_path}")
+    if report.skipped:
+        print(f"unblur: {len(report.skipped)} pair(s) skipped (listed above); the scores cover the other "
+              f"{len(report.rows)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -309,6 +361,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     report = synthesize(args.sources, out=args.out, split=args.split, pairs_per_image=args.pairs_per_image,
                         size=args.size, seed=args.seed, moving_object=not args.no_object)
     print(report.format())
+    if report.skipped:
+        print(f"unblur: {len(report.skipped)} source(s) skipped (listed above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -327,21 +382,44 @@ def _cmd_export(args: argparse.Namespace) -> int:
     raise NotImplementedError("`unblur export` is not available in this version yet")
 
 
+# Errors of these kinds carry messages written for the user; others get their type and a --debug hint.
+_USER_ERRORS = (ValueError, OSError, RuntimeError, MemoryError)
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line for ``unblur: error: ...``: the message's first line, never a traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if not isinstance(exc, _USER_ERRORS) or not text:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return f"{text} (run with --debug for the traceback)"
+    return text + (" (run with --debug for details)" if len(lines) > 1 else "")
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` replacement: ``unblur: warning: ...`` in one line, no source location."""
+    print(f"unblur: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unblur`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        return handler(args)
-    except KeyboardInterrupt:
-        print("unblur: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # one line for the user; the traceback only on request
-        if args.debug:
-            raise
-        print(f"unblur: error: {exc}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():  # restores the warning display on return (main is also called in-process)
+        if not args.debug:
+            warnings.showwarning = _warning_line
+        try:
+            return handler(args)
+        except KeyboardInterrupt:
+            print("unblur: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # one line for the user; the traceback only on request
+            if args.debug:
+                raise
+            print(f"unblur: error: {_error_line(exc)}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -4,28 +4,36 @@ For every pair the model output, the untouched blurry input and an unsharp mask 
 the combined loss, PSNR and SSIM (:mod:`unblur.metrics`: 8-bit, RGB, full frame). Scoring the
 baselines in the same run on the same files makes the model's gain a measured difference rather than a
 comparison with numbers from elsewhere.
+
+A pair that cannot be scored (a file missing, unreadable or damaged, input and target of different
+sizes) is reported in one line and left out; the means cover the others and the report counts and
+lists the skipped ones, so a partial evaluation is never mistaken for a complete one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from unblur.data import Pair, PairedImages
+from unblur.data import DatasetError, Pair
 from unblur.infer import Sharpener
-from unblur.io import atomic_write, write_image
+from unblur.io import ImageError, atomic_write, read_rgb_u8, write_image
 from unblur.losses import combined_loss
 from unblur.metrics import psnr, ssim
+from unblur.preflight import OutputError, check_free_space, ensure_writable_folder
 
 __all__ = ["EvalReport", "Scores", "evaluate", "format_table", "score", "unsharp_mask", "write_report"]
 
@@ -71,6 +79,8 @@ class EvalReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     means: dict[str, Scores] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    """Pairs left out of the scores: ``{"name": ..., "reason": one line naming the file}``."""
 
     @property
     def gain_db(self) -> float:
@@ -83,6 +93,37 @@ def _mean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else float("nan")
 
 
+def _load_pair(pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input and target as ``(1, 3, H, W)`` floats on 8-bit levels (what the metrics score)."""
+    inp, tgt = read_rgb_u8(pair.input), read_rgb_u8(pair.target)
+    if inp.shape != tgt.shape:
+        raise DatasetError(
+            f"input {pair.input} is {inp.shape[1]}×{inp.shape[0]} but target {pair.target} is "
+            f"{tgt.shape[1]}×{tgt.shape[0]}"
+        )
+
+    def to_float(img: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().unsqueeze(0) / 255.0
+
+    return to_float(inp), to_float(tgt)
+
+
+def _prepare_save_dir(save_dir: Path, pairs: Sequence[Pair]) -> dict[str, Path]:
+    """Where each model output goes; refuses paths that are dataset files, and unwritable or full folders."""
+    paths = {p.name: save_dir / p.name.replace("/", "_") for p in pairs}
+    sources = {f.resolve() for p in pairs for f in (p.input, p.target)}
+    for path in paths.values():
+        if path.resolve() in sources:
+            raise OutputError(f"{path}: refusing to overwrite a file of the dataset; choose another --out")
+    ensure_writable_folder(save_dir, "folder for the model outputs")
+    sizes = 0
+    for p in pairs:
+        with contextlib.suppress(OSError):
+            sizes += p.target.stat().st_size  # the outputs are PNGs of the targets' size: similar files
+    check_free_space(save_dir, sizes, "saving the model outputs")
+    return paths
+
+
 def evaluate(
     sharpener: Sharpener,
     pairs: Sequence[Pair],
@@ -92,45 +133,64 @@ def evaluate(
     progress: bool = True,
     methods: Sequence[str] = METHODS,
     on_image: Callable[[dict[str, Any]], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> EvalReport:
     """Score ``methods`` (any of ``input``, ``unsharp``, ``model``) on every pair at full resolution.
 
-    With ``save_dir`` the model outputs are saved there as PNG, named after the pairs.
+    With ``save_dir`` the model outputs are saved there as PNG, named after the pairs; the folder is
+    checked (writable, room, no output on a dataset file) before anything is scored. A pair that
+    cannot be read is reported through ``warn`` (one line, default: stderr), listed in
+    :attr:`EvalReport.skipped` and left out of the means. Raises if no pair at all can be scored, and
+    on running out of memory (with the advice to tile), since every other image would fail too.
     """
     if not pairs:
         raise ValueError("nothing to evaluate: the dataset has no pairs")
-    dataset = PairedImages(pairs, crop=None, augment=False)
-    if save_dir is not None:
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    warn = warn or (lambda line: print(line, file=sys.stderr))
+    save_paths = _prepare_save_dir(Path(save_dir), pairs) if save_dir is not None else {}
     report = EvalReport()
     start = time.perf_counter()
-    for i in tqdm(range(len(dataset)), desc="eval", unit="img", disable=not progress):
-        inp_u8, tgt_u8, name = dataset[i]
-        inp = inp_u8.float().unsqueeze(0) / 255.0
-        tgt = tgt_u8.float().unsqueeze(0) / 255.0
-        row: dict[str, Any] = {"name": name}
+    for pair in tqdm(pairs, desc="eval", unit="img", disable=not progress):
+        try:
+            inp, tgt = _load_pair(pair)
+        except (ImageError, DatasetError) as exc:
+            reason = " ".join(str(exc).split())
+            report.skipped.append({"name": pair.name, "reason": reason})
+            warn(f"unblur: skipped {reason}")
+            continue
+        row: dict[str, Any] = {"name": pair.name}
         for method in methods:
             if method == "input":
                 pred = inp
             elif method == "unsharp":
                 pred = unsharp_mask(inp)
-            elif method == "model":
-                pred = sharpener(inp[0]).unsqueeze(0)
-                if save_dir is not None:
-                    write_image(Path(save_dir) / name.replace("/", "_"), pred[0])
             else:
-                raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+                try:
+                    pred = sharpener(inp[0]).unsqueeze(0)
+                except torch.OutOfMemoryError:
+                    h, w = inp.shape[-2:]
+                    raise MemoryError(
+                        f"out of memory sharpening {pair.input} ({w}×{h}) on {sharpener.plan.device.type}; "
+                        "try --tile 512 (or smaller) or --device cpu"
+                    ) from None
+                if save_dir is not None:
+                    write_image(save_paths[pair.name], pred[0])
             s = score(pred, tgt, alpha, edge_weight)
             row.update({f"{method}_loss": s.loss, f"{method}_psnr": s.psnr, f"{method}_ssim": s.ssim})
         report.rows.append(row)
         if on_image is not None:
             on_image(row)
+    if not report.rows:
+        raise ValueError(f"none of the {len(pairs)} pairs could be scored (reasons above)")
     for method in methods:
         report.means[method] = Scores(
             *(_mean([r[f"{method}_{k}"] for r in report.rows]) for k in ("loss", "psnr", "ssim"))
         )
-    report.info.update(n_images=len(report.rows), seconds=round(time.perf_counter() - start, 2),
-                       plan=sharpener.plan.describe(), alpha=alpha, edge_weight=edge_weight)
+    report.info.update(n_images=len(report.rows), skipped=len(report.skipped),
+                       seconds=round(time.perf_counter() - start, 2), plan=sharpener.plan.describe(), alpha=alpha,
+                       edge_weight=edge_weight)
     return report
 
 
@@ -145,7 +205,11 @@ def format_table(report: EvalReport, model_label: str = "model") -> str:
 
 
 def write_report(report: EvalReport, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``per_image.csv`` and ``summary.json`` (atomically) into ``out_dir``."""
+    """Write ``per_image.csv`` and ``summary.json`` (atomically) into ``out_dir``.
+
+    The summary counts the skipped pairs (``skipped``) and lists them with their reasons
+    (``skipped_pairs``), so that scores over part of a dataset say so.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out / "per_image.csv", out / "summary.json"
@@ -157,6 +221,8 @@ def write_report(report: EvalReport, out_dir: str | Path) -> tuple[Path, Path]:
         **report.info,
         "means": {m: asdict(s) for m, s in report.means.items()},
         "gain_psnr_db": report.gain_db if {"input", "model"} <= report.means.keys() else None,
+        "skipped": len(report.skipped),
+        "skipped_pairs": report.skipped,
     }
     with atomic_write(json_path) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
