@@ -8,6 +8,8 @@ the input's size, format and name, and reports broken files as one line each wit
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from tqdm import tqdm
 from unblur.device import ExecutionPlan, inference_plan
 from unblur.io import WRITE_SUFFIXES, ImageError, list_images, read_image, write_image
 from unblur.models import Weights, load_weights
+from unblur.preflight import OutputError, check_free_space, ensure_writable_folder
 
 __all__ = [
     "SharpenReport",
@@ -201,6 +204,19 @@ def side_by_side(panels: Sequence[tuple[str, torch.Tensor]], gap: int = 6) -> to
     return canvas
 
 
+# A full or read-only disk fails every later file as well: stop instead of skipping them one by one.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _skip_line(src: Path, reason: str) -> str:
+    return f"unblur: skipped {src}: {reason}" if str(src) not in reason else f"unblur: skipped: {reason}"
+
+
 @dataclass
 class SharpenReport:
     """What :func:`sharpen_files` did: outputs written, comparisons written, inputs that failed."""
@@ -226,14 +242,23 @@ def sharpen_files(
     Each output keeps its input's size, format, bit depth and alpha channel. When the sharp target is
     known (``target_dir`` or the GoPro layout) or ``compare`` is set, a labelled
     ``Input | Output [| Target]`` comparison is also written as ``<name>_compare.png``. A file that cannot
-    be read or written is reported through ``warn`` (one line) and the batch goes on.
+    be read or written is reported through ``warn`` (one line) and the batch goes on, except when the
+    disk is full or read-only: then every later file would fail too, so it stops with an error that
+    says how far it got. Before the first image, ``out_dir`` is proved writable and checked for room.
     """
     warn = warn or (lambda line: print(line, file=sys.stderr))
     paths = list_images(inputs)
     out_dir = Path(out_dir)
     outputs = output_paths(paths, out_dir, suffix, ext)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tdir = Path(target_dir) if target_dir is not None else None
+    if tdir is not None and not tdir.is_dir():
+        raise FileNotFoundError(f"{tdir}: target folder not found (--target expects a folder of sharp images)")
+    ensure_writable_folder(out_dir, "output folder")
+    input_bytes = 0
+    for p in paths:
+        with contextlib.suppress(OSError):  # a missing input is reported when it is read
+            input_bytes += p.stat().st_size
+    check_free_space(out_dir, input_bytes, f"sharpening {len(paths)} image(s)")
     report = SharpenReport()
     bar = tqdm(list(zip(paths, outputs, strict=True)), desc="sharpen", unit="img",
                disable=not progress or len(paths) < 2)
@@ -257,10 +282,18 @@ def sharpen_files(
                 cmp_path = dst.with_name(dst.stem + "_compare.png")
                 write_image(cmp_path, side_by_side(panels))
                 report.comparisons.append(cmp_path)
-        except (ImageError, OSError, ValueError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            report.failed.append((src, reason))
-            warn(f"unblur: skipped {src}: {reason}" if str(src) not in reason else f"unblur: skipped: {reason}")
+        except OSError as exc:
+            if exc.errno not in _DISK_ERRNOS:
+                report.failed.append((src, _one_line(exc)))
+                warn(_skip_line(src, _one_line(exc)))
+                continue
+            raise OutputError(
+                f"{_one_line(exc)}; stopped after {len(report.written)} of {len(paths)} image(s): free some "
+                "space or choose another --out"
+            ) from None
+        except (ImageError, ValueError) as exc:
+            report.failed.append((src, _one_line(exc)))
+            warn(_skip_line(src, _one_line(exc)))
         except torch.OutOfMemoryError:
             report.failed.append((src, "out of memory"))
             warn(f"unblur: skipped {src}: out of memory; try --tile 512 (or smaller) or --device cpu")
