@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -382,13 +383,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     raise NotImplementedError("`unblur export` is not available in this version yet")
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Errors of these kinds carry messages written for the user; others get their type and a --debug hint.
 _USER_ERRORS = (ValueError, OSError, RuntimeError, MemoryError)
 
 
 def _error_line(exc: BaseException) -> str:
     """One line for ``unblur: error: ...``: the message's first line, never a traceback."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    plain = _ANSI_ESCAPE.sub("", str(exc))  # some libraries colour their messages; a log file should not see that
+    lines = [line.strip() for line in plain.splitlines() if line.strip()]
     text = lines[0] if lines else ""
     if not isinstance(exc, _USER_ERRORS) or not text:
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
