@@ -262,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _warn(line: str) -> None:
-    print(line, file=sys.stderr)
+    """One line on stderr, on a line of its own even while a progress bar is drawn there."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
 
 
 def _cmd_sharpen(args: argparse.Namespace) -> int:
@@ -402,7 +405,7 @@ def _error_line(exc: BaseException) -> str:
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: object = None, line: str | None = None) -> None:
     """``warnings.showwarning`` replacement: ``unblur: warning: ...`` in one line, no source location."""
-    print(f"unblur: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    _warn(f"unblur: warning: {' '.join(str(message).split())}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -453,7 +453,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | N
     """Train according to ``cfg``; with ``resume`` continue the run in ``cfg.out`` from its checkpoint."""
     cfg.validate()
     ddp = _init_distributed(cfg.device)
-    say = log or (lambda line: print(line, file=sys.stderr))
+    say = log or (lambda line: tqdm.write(line, file=sys.stderr))  # on its own line, also under a progress bar
 
     def info(line: str) -> None:
         if ddp.main:
