@@ -35,7 +35,7 @@ from unblur.losses import combined_loss
 from unblur.metrics import psnr, ssim
 from unblur.preflight import OutputError, check_free_space, ensure_writable_folder
 
-__all__ = ["EvalReport", "Scores", "evaluate", "format_table", "score", "unsharp_mask", "write_report"]
+__all__ = ["SSIM_WINDOW", "EvalReport", "Scores", "evaluate", "format_table", "score", "unsharp_mask", "write_report"]
 
 METHODS = ("input", "unsharp", "model")
 METHOD_LABELS = {"input": "blurry input", "unsharp": "unsharp mask", "model": "model"}
@@ -66,10 +66,19 @@ class Scores:
     ssim: float
 
 
+SSIM_WINDOW = 11
+"""Side of SSIM's Gaussian window (:func:`unblur.metrics.ssim`): smaller images have no SSIM."""
+
+
 def score(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.8, edge_weight: float = 1.0) -> Scores:
-    """Score one prediction ``(1, 3, H, W)`` against its target (loss on the float output, metrics at 8 bits)."""
+    """Score one prediction ``(1, 3, H, W)`` against its target (loss on the float output, metrics at 8 bits).
+
+    SSIM needs its 11×11 window inside the image; for an image with a shorter side it is undefined and
+    reported as NaN, which the means skip, instead of failing a whole evaluation over one thumbnail.
+    """
     loss = combined_loss(pred, target, alpha, edge_weight).total
-    return Scores(float(loss), float(psnr(pred, target)), float(ssim(pred, target)))
+    defined = min(pred.shape[-2:]) >= SSIM_WINDOW
+    return Scores(float(loss), float(psnr(pred, target)), float(ssim(pred, target)) if defined else math.nan)
 
 
 @dataclass

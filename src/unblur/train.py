@@ -426,7 +426,7 @@ def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: 
     was_training = model.training
     model.eval()
     dataset = PairedImages(pairs, crop=None, augment=False)
-    totals = {"val_loss": 0.0, "val_psnr": 0.0, "val_ssim": 0.0}
+    values: dict[str, list[float]] = {"val_loss": [], "val_psnr": [], "val_ssim": []}
     scored = 0
     for i in range(len(dataset)):
         try:
@@ -439,14 +439,20 @@ def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: 
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             pred = model(inp)
         s = score(pred.float().clamp(0, 1).contiguous(), tgt, alpha, edge_weight)
-        totals["val_loss"] += s.loss
-        totals["val_psnr"] += s.psnr
-        totals["val_ssim"] += s.ssim
+        values["val_loss"].append(s.loss)
+        values["val_psnr"].append(s.psnr)
+        values["val_ssim"].append(s.ssim)
         scored += 1
     model.train(was_training)
     if not scored:
         raise TrainingError(f"none of the {len(dataset)} validation pairs can be decoded (listed above)")
-    return {k: v / scored for k, v in totals.items()}
+    return {k: _mean_of_defined(v) for k, v in values.items()}
+
+
+def _mean_of_defined(values: list[float]) -> float:
+    """Mean without the NaNs: SSIM is undefined (NaN) for frames smaller than its window."""
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else math.nan
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
