@@ -139,7 +139,7 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = "", ext: s
 
     Inputs from different folders that share a name (every GoPro sequence has ``000001.png``) get their
     parent folders prefixed until the names are unique. Formats that cannot be written (BMP) become PNG.
-    Raises if an output would be one of the inputs.
+    Raises if an output would be one of the inputs, also under another name (case, links).
     """
     if ext is not None:
         ext = "." + ext.lower().lstrip(".")
@@ -174,8 +174,20 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str = "", ext: s
             raise ValueError(f"two inputs would be written to the same output {names[clashes[0][0]]!r}")
     outputs = [out_dir / n for n in names]
     resolved_inputs = {p.resolve() for p in inputs}
+    # The same file can hide behind another name: a case-insensitive file system (macOS, Windows) where
+    # photo.png is PHOTO.PNG, or a link. Existing outputs are compared by identity (device and inode) too.
+    input_ids = set()
+    for p in inputs:
+        with contextlib.suppress(OSError):
+            info = p.stat()
+            input_ids.add((info.st_dev, info.st_ino))
     for o in outputs:
-        if o.resolve() in resolved_inputs:
+        same = o.resolve() in resolved_inputs
+        if not same:
+            with contextlib.suppress(OSError):
+                info = o.stat()
+                same = (info.st_dev, info.st_ino) in input_ids
+        if same:
             raise ValueError(f"{o}: refusing to overwrite an input; choose another --out or a --suffix")
     return outputs
 
