@@ -197,18 +197,21 @@ def test_sharpen_skips_broken_files_in_one_line_and_gets_odd_ones_right(identity
     before = _digests(src)
     out = tmp_path / "out"
     recorder = _ReplaceRecorder(monkeypatch)
-    code = main(["sharpen", str(src), str(odd["anim"]), str(broken[-1]), "--weights", str(identity_weights),
-                 "--out", str(out), "--device", "cpu", "--fp32"])
+    missing, no_match = src / "missing.png", str(src / "nomatch*.png")  # named on the command line, not there
+    code = main(["sharpen", str(src), str(odd["anim"]), str(broken[-1]), str(missing), no_match,
+                 "--weights", str(identity_weights), "--out", str(out), "--device", "cpu", "--fp32"])
     captured = capsys.readouterr()
     err = captured.err
     assert code == 1
     assert "Traceback" not in err
+    assert len(_lines(err, "nomatch")) == 1 and "matched nothing" in err
+    broken.append(missing)
     for path in broken:
         named = _lines(err, path.name)
         assert len(named) == 1, (path.name, err)
         assert named[0].startswith("unblur: skipped")
         assert not (out / path.name).exists()
-    assert len(_lines(err, "unblur: skipped")) == len(broken)
+    assert len(_lines(err, "unblur: skipped")) == len(broken) + 1
     assert "empty file" in err and "truncated" in err and "MAX_PIXELS" in err and "supported format" in err
     assert f"sharpened {len(odd)} image(s)" in captured.out
     assert _digests(src) == before  # inputs untouched
@@ -237,6 +240,14 @@ def test_sharpen_skips_broken_files_in_one_line_and_gets_odd_ones_right(identity
     assert np.abs(np.asarray(cmyk_out).astype(int) - np.asarray(Image.open(odd["cmyk"]).convert("RGB"))).max() <= 8
     first_frame = Image.open(out / "anim.png")
     assert np.array_equal(np.asarray(first_frame.convert("RGB")), np.full((4, 6, 3), (255, 0, 0), np.uint8))
+
+
+def test_sharpen_with_nothing_to_read_is_one_error(identity_weights, tmp_path, capsys):
+    assert main(["sharpen", str(tmp_path / "a.png"), str(tmp_path / "b*.png"), "--weights", str(identity_weights),
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert len(_lines(err, "unblur: skipped")) == 2 and len(_lines(err, "unblur: error: nothing to sharpen")) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_sharpen_out_of_memory_suggests_tiling(identity_weights, tmp_path, capsys, monkeypatch):
@@ -470,19 +481,32 @@ def test_eval_out_of_memory_suggests_tiling(tiny_gopro, identity_weights, tmp_pa
 
 
 def test_synth_skips_bad_sources_in_one_line_and_exits_1(tmp_path, capsys):
-    photo = tmp_path / "photo.png"
-    Image.fromarray(_textured(48, 64)).save(photo)
-    (tmp_path / "empty.jpg").write_bytes(b"")
-    (tmp_path / "notes.png").write_text("hello")
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(_textured(48, 64)).save(src / "photo.png")
+    Image.fromarray(_textured(48, 64)[..., 0]).save(src / "gray.png")
+    Image.fromarray(np.concatenate([_textured(48, 64), _textured(48, 64)[..., :1]], -1), "RGBA").save(src / "rgba.png")
+    Image.fromarray(np.random.default_rng(3).integers(0, 65536, (48, 64)).astype(np.uint16)).save(src / "deep.png")
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(_textured(64, 48)).save(src / "turned.jpg", exif=exif)
+    good = 5
+    (src / "empty.jpg").write_bytes(b"")
+    (src / "notes.png").write_text("hello")
+    Image.new("RGB", (2, 2)).save(src / "tiny.png")  # far too small for 16x24 frames
+    _png_header_only(src / "bomb.png", 100_000, 100_000)
     out = tmp_path / "data"
-    code = main(["synth", str(photo), str(tmp_path / "empty.jpg"), str(tmp_path / "notes.png"),
-                 str(tmp_path / "missing.png"), "--out", str(out), "--size", "16x24", "--pairs-per-image", "1"])
-    err = capsys.readouterr().err
+    code = main(["synth", str(src), str(tmp_path / "missing.png"), "--out", str(out), "--size", "16x24",
+                 "--pairs-per-image", "1"])
+    captured = capsys.readouterr()
     assert code == 1
-    for name in ("empty.jpg", "notes.png", "missing.png"):
-        assert len(_lines(err, name)) == 1, err
-    assert "UserWarning" not in err and "warnings.warn" not in err and "Traceback" not in err
-    assert len(list(out.rglob("*.png"))) == 3  # the good photo's pair: sharp, blur, blur_gamma
+    for name in ("empty.jpg", "notes.png", "tiny.png", "bomb.png", "missing.png"):
+        assert len(_lines(captured.err, name)) == 1, captured.err
+    assert "5 source(s) skipped" in captured.err
+    assert "UserWarning" not in captured.err and "warnings.warn" not in captured.err
+    assert "Traceback" not in captured.err
+    assert f"wrote {good} pairs" in captured.out
+    assert len(list(out.rglob("*.png"))) == 3 * good  # sharp, blur and blur_gamma of each usable photo
 
 
 # Nothing executed: pickles that would run code ------------------------------------------------------------

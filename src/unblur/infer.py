@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -238,6 +239,30 @@ class SharpenReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def _list_inputs(inputs: Sequence[str | Path], report: SharpenReport, warn: Callable[[str], None]) -> list[Path]:
+    """:func:`list_images` item by item: a missing file or an empty glob among many is one failed input
+    (one line), not the end of the batch. Raises only when nothing at all is left to sharpen."""
+    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    paths: list[Path] = []
+    seen: set[str] = set()
+    for item in items:
+        try:
+            found = list_images([item])
+        except ImageError as exc:
+            report.failed.append((Path(str(item)), str(exc)))
+            warn(f"unblur: skipped: {exc}")
+            continue
+        for p in found:
+            key = os.path.normcase(os.path.abspath(p))
+            if key not in seen:
+                seen.add(key)
+                paths.append(p)
+    if not paths and report.failed:
+        raise ImageError(f"nothing to sharpen: {report.failed[0][1]}"
+                         + (f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""))
+    return paths
+
+
 def sharpen_files(
     inputs: Sequence[str | Path],
     sharpener: Sharpener,
@@ -259,7 +284,8 @@ def sharpen_files(
     says how far it got. Before the first image, ``out_dir`` is proved writable and checked for room.
     """
     warn = warn or (lambda line: print(line, file=sys.stderr))
-    paths = list_images(inputs)
+    report = SharpenReport()
+    paths = _list_inputs(inputs, report, warn)
     out_dir = Path(out_dir)
     outputs = output_paths(paths, out_dir, suffix, ext)
     tdir = Path(target_dir) if target_dir is not None else None
@@ -271,7 +297,6 @@ def sharpen_files(
         with contextlib.suppress(OSError):  # a missing input is reported when it is read
             input_bytes += p.stat().st_size
     check_free_space(out_dir, input_bytes, f"sharpening {len(paths)} image(s)")
-    report = SharpenReport()
     bar = tqdm(list(zip(paths, outputs, strict=True)), desc="sharpen", unit="img",
                disable=not progress or len(paths) < 2)
     for src, dst in bar:
