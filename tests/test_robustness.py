@@ -692,6 +692,11 @@ def test_bad_setting_types_get_a_message_not_a_traceback(line, needle, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no run to resume"):
+        main(["--debug", "train", "--out", str(tmp_path / "nothing"), "--resume"])
+
+
 def test_yaml_exponent_numbers_are_numbers(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("lr: 1e-4\nclip: 2\nmodel: studentcnn_v3\n")
