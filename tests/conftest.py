@@ -6,6 +6,11 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
+
+# CI and developer machines have 2 cores shared with other work: one intra-op thread per test process
+# avoids the two threads fighting (tests check correctness, never speed). Subprocesses set their own.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
