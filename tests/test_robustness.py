@@ -614,7 +614,7 @@ def test_resume_before_the_first_checkpoint_says_so(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("content", "needle"), [
-    ("truncated", "cannot read the checkpoint"),
+    ("truncated", "cannot read this checkpoint"),
     ("foreign", "not an unblur training checkpoint (it lacks"),
 ])
 def test_a_damaged_or_foreign_checkpoint_is_reported_in_one_line(content, needle, tmp_path, capsys):

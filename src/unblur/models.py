@@ -9,6 +9,7 @@ so a weights file records only a name and keyword arguments, never code.
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,6 +256,28 @@ def save_weights(path: str | Path, weights: Weights) -> Path:
     return Path(path)
 
 
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+def safe_load(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors naming ``path``.
+
+    ``weights_only`` admits tensors, numbers, strings and containers only: a pickle that would import
+    and call anything else (the way malicious "weights" run code) is refused before any of it runs.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = _UNSAFE_GLOBAL.search(str(exc))
+        detail = f"it asks for {unsafe.group(1)}" if unsafe else (str(exc).strip().splitlines() or [""])[0][:120]
+        raise ValueError(
+            f"{path}: refused to load: unpickling this {what} would run code ({detail}); nothing from it was executed"
+        ) from None
+    except Exception as exc:  # truncated zip, not a torch file, ...
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise ValueError(f"{path}: cannot read this {what} ({type(exc).__name__}: {first})") from None
+
+
 def load_weights(path: str | Path, model: str | None = None) -> Weights:
     """Read a weights file safely (``weights_only=True``: a pickle that would run code is refused).
 
@@ -264,16 +287,7 @@ def load_weights(path: str | Path, model: str | None = None) -> Weights:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
-            f"{path}: refused to load: the file is not plain weights (it would need to run code to unpickle: "
-            f"{first[:160]})"
-        ) from None
-    except Exception as exc:
-        raise ValueError(f"{path}: not a PyTorch weights file ({type(exc).__name__}: {exc})") from None
+    payload = safe_load(path, "weights file")
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a dict of tensors, got {type(payload).__name__}")
     if payload.get("format") == WEIGHTS_FORMAT:

@@ -36,9 +36,7 @@ import dataclasses
 import json
 import math
 import os
-import pickle
 import random
-import re
 import sys
 import time
 import tomllib
@@ -74,6 +72,7 @@ from unblur.models import (
     build_model,
     count_parameters,
     load_weights,
+    safe_load,
     save_weights,
     weights_from_model,
 )
@@ -89,8 +88,6 @@ CONFIG_NAME = "config.json"
 RUN_FILES = (WEIGHTS_NAME, CHECKPOINT_NAME, METRICS_NAME, CURVE_NAME, CONFIG_NAME)
 _CHECKPOINT_KEYS = frozenset({"model", "optimizer", "scheduler", "scaler", "step", "epoch", "batch_in_epoch",
                               "history", "best_psnr", "rng"})
-# How torch.load(weights_only=True) names what a refused pickle asked for (e.g. "GLOBAL os.system").
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 # Settings whose values are numbers; PyYAML reads 1e-4 (no dot) as a string, so YAML text is converted.
 _NUMBER_FIELDS = frozenset({"lr", "alpha", "edge_weight", "val_fraction", "ema", "clip", "distill_weight",
                             "checkpoint_seconds"})
@@ -489,18 +486,7 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
                 "without --resume"
             )
         raise FileNotFoundError(f"{path}: no checkpoint to resume from (was --out the run folder?)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        unsafe = _UNSAFE_GLOBAL.search(str(exc))
-        detail = f"it asks for {unsafe.group(1)}" if unsafe else (str(exc).strip().splitlines() or [""])[0][:160]
-        raise TrainingError(
-            f"{path}: refused to load: unpickling it would run code, so it is not plain training state ({detail}); "
-            "nothing from it was executed"
-        ) from None
-    except Exception as exc:  # truncated zip, not a torch file, ...: all mean "not a usable checkpoint"
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise TrainingError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {first[:160]})") from None
+    checkpoint = safe_load(path, "checkpoint")
     missing = sorted(_CHECKPOINT_KEYS - set(checkpoint)) if isinstance(checkpoint, dict) else ["everything"]
     if missing:
         raise TrainingError(f"{path}: not an unblur training checkpoint (it lacks {', '.join(missing)})")
