@@ -7,13 +7,15 @@ inference path for it, so ``sharpen``, ``eval``, ``train`` and ``bench`` agree o
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["DEVICE_CHOICES", "ExecutionPlan", "inference_plan", "resolve_device"]
+__all__ = ["BACKENDS", "DEVICE_CHOICES", "ExecutionPlan", "inference_plan", "onnxruntime_available", "resolve_device"]
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+BACKENDS = ("auto", "torch", "onnx")
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -48,13 +50,24 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+def onnxruntime_available() -> bool:
+    """True when the optional ``unblur[onnx]`` packages are installed: onnxruntime to run a model, and
+    onnx + onnxscript for PyTorch's exporter to write one. Looks for them without importing them."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx", "onnxscript"))
+
+
 @dataclass(frozen=True)
 class ExecutionPlan:
-    """How to run a model: device, autocast dtype (``None``: float32) and memory layout."""
+    """How to run a model: device, autocast dtype (``None``: float32), memory layout and engine.
+
+    ``backend="onnxruntime"`` runs the model as an exported ONNX graph in onnxruntime (float32; the
+    dtype and layout fields then do not apply): see :class:`unblur.export.OnnxRunner`.
+    """
 
     device: torch.device
     autocast_dtype: torch.dtype | None = None
     channels_last: bool = False
+    backend: str = "torch"
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """The autocast context for this plan (a no-op context for float32)."""
@@ -63,23 +76,47 @@ class ExecutionPlan:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def describe(self) -> str:
+        if self.backend == "onnxruntime":
+            return f"{self.device.type} fp32, onnxruntime"
         dtype = "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch.")
         layout = ", channels_last" if self.channels_last else ""
         return f"{self.device.type} {dtype}{layout}"
 
 
-def inference_plan(device: str | torch.device = "auto", fp32: bool = False) -> ExecutionPlan:
-    """The fastest inference path that keeps quality on ``device`` (``fp32=True`` forces float32).
+def inference_plan(device: str | torch.device = "auto", fp32: bool = False, backend: str = "auto") -> ExecutionPlan:
+    """The fastest inference path that keeps quality on ``device``.
 
-    CUDA: bf16 autocast (fp16 on GPUs without bf16) with channels_last. CPU: channels_last, plus bf16
-    autocast only where the CPU computes bf16 natively. MPS: float32.
+    "Keeps quality" means the output's PSNR stays within 0.05 dB of float32 eager PyTorch
+    (tests/test_fastpaths.py checks every path this can return). The choices follow measurements
+    (docs/benchmarks.md), not assumptions:
+
+    * CUDA: bf16 autocast (fp16 on GPUs without bf16) with channels_last: tensor cores, half the bytes.
+    * CPU with native bf16 (AVX-512 BF16 or AMX): bf16 autocast with channels_last.
+    * Other CPUs: onnxruntime when installed (fused conv+activation kernels, the same float32 math:
+      1.3-1.8× eager on an AVX2 EPYC, more at small sizes), else PyTorch channels_last float32. bf16 is
+      never chosen there: oneDNN emulates it and it ran 2.6× *slower* than float32 on that machine.
+    * Apple MPS: float32.
+
+    ``fp32=True`` is the reference path: float32 PyTorch, NCHW, on every device (``--fp32``).
+    ``backend`` forces an engine: ``"torch"`` (never onnxruntime) or ``"onnx"`` (onnxruntime on any
+    device, float32; fails if it is not installed); ``"auto"`` lets the measurements above decide.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     dev = resolve_device(device)
+    if backend == "onnx":
+        if not onnxruntime_available():
+            raise ValueError("--backend onnx needs onnxruntime, onnx and onnxscript: pip install 'unblur[onnx]'")
+        return ExecutionPlan(dev, backend="onnxruntime")
+    if fp32:
+        return ExecutionPlan(dev)
     if dev.type == "cuda":
-        dtype = None if fp32 else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return ExecutionPlan(dev, dtype, channels_last=True)
     if dev.type == "cpu":
-        dtype = torch.bfloat16 if (not fp32 and cpu_has_fast_bf16()) else None
-        return ExecutionPlan(dev, dtype, channels_last=not fp32)
+        if cpu_has_fast_bf16():
+            return ExecutionPlan(dev, torch.bfloat16, channels_last=True)
+        if backend == "auto" and onnxruntime_available():
+            return ExecutionPlan(dev, backend="onnxruntime")
+        return ExecutionPlan(dev, channels_last=True)
     return ExecutionPlan(dev)
-

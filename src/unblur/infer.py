@@ -12,8 +12,9 @@ import contextlib
 import errno
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -62,32 +63,73 @@ NO_WEIGHTS_MESSAGE = (
 class Sharpener:
     """Run a model on float RGB images ``(3, H, W)`` in ``[0, 1]``, whole or in tiles.
 
-    Tiling: the image is cut into ``tile × tile`` cores; each is run with ``overlap`` pixels of real
-    context on every side and only its core is kept, so with ``overlap`` at least the network's
-    receptive-field radius the result equals the untiled one. Tiles stream through the network one
-    by one, so memory is bounded by the tile size, not the photo size.
+    Tiling: the image is cut into ``tile × tile`` cores; each is run with at least ``overlap`` pixels of
+    real context on every side and only its core is kept, so with ``overlap`` at least the network's
+    receptive-field radius the result equals the untiled one. The context window of each tile starts on
+    a multiple of :attr:`ALIGN` pixels of the photo, so models that work on a coarser grid (UnblurNet
+    folds 2×2 pixels and downsamples to 1/8) see the same grid in a tile as in the whole photo; with a
+    receptive field wider than the overlap (UnblurNet's), only the far context is cut and the seams stay
+    below one 8-bit level at the default 32 px (tests/test_fastpaths.py). Tiles stream through the
+    network one by one, so memory is bounded by the tile size, not the photo size.
+
+    Engines: with ``plan.backend == "onnxruntime"`` the model is exported to ONNX in memory on first use
+    (checked against PyTorch, cached per process) and run by :class:`unblur.export.OnnxRunner`; if that
+    export fails, the Sharpener warns once and runs PyTorch float32 channels_last instead. ``runner``
+    supplies a ready engine (a callable batch → batch, e.g. an ``OnnxRunner`` of an ``.onnx`` file, with
+    ``model=None``).
     """
 
-    def __init__(self, model: nn.Module, plan: ExecutionPlan, tile: int = 0, overlap: int = 32) -> None:
+    ALIGN = 8
+
+    def __init__(self, model: nn.Module | None, plan: ExecutionPlan, tile: int = 0, overlap: int = 32,
+                 runner: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         if tile < 0 or overlap < 0:
             raise ValueError("tile and overlap must be >= 0")
+        if model is None and runner is None:
+            raise ValueError("a Sharpener needs a model or a runner")
         self.plan = plan
         self.tile = tile
         self.overlap = overlap
-        model = model.eval().to(plan.device)
-        if plan.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        self._runner = runner
+        if model is not None:
+            model = model.eval()
+            if plan.backend == "torch":
+                model = model.to(plan.device)
+                if plan.channels_last:
+                    model = model.to(memory_format=torch.channels_last)
         self.model = model
+
+    def _engine(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The onnxruntime runner for an ``onnxruntime`` plan (made on first use), else ``None``."""
+        if self.plan.backend != "onnxruntime":
+            return None
+        if self._runner is None:
+            from unblur.export import OnnxRunner, cached_onnx_bytes
+
+            try:
+                self._runner = OnnxRunner(cached_onnx_bytes(self.model), self.plan.device)
+            except Exception as exc:  # any export failure: fall back to PyTorch rather than fail the photo
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                warnings.warn(f"onnxruntime backend unavailable ({reason[:200]}); running PyTorch float32 instead",
+                              RuntimeWarning, stacklevel=3)
+                self.plan = replace(self.plan, backend="torch", autocast_dtype=None, channels_last=True)
+                self.model = self.model.to(self.plan.device, memory_format=torch.channels_last)
+                return None
+        return self._runner
 
     @torch.inference_mode()
     def run_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """Sharpen a batch ``(N, 3, H, W)`` already on the device; returns float32 in ``[0, 1]``."""
+        """Sharpen a batch ``(N, 3, H, W)`` already on the device; returns float32 in ``[0, 1]``
+        (on the device for the PyTorch backend, on the CPU for onnxruntime)."""
+        engine = self._engine()
+        if engine is not None:
+            return engine(x.float()).clamp_(0.0, 1.0)
         x = x.to(self.plan.device, torch.float32)
         if self.plan.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.plan.autocast():
             y = self.model(x)
-        return y.float().clamp_(0.0, 1.0).contiguous()
+        return y.float().clamp(0.0, 1.0).contiguous()  # not in place: y may be x, a view of the caller's image
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """Sharpen one image ``(3, H, W)``; the result is on the CPU, float32, same size."""
@@ -97,11 +139,11 @@ class Sharpener:
         if self.tile <= 0 or (h <= self.tile and w <= self.tile):
             return self.run_batch(image.unsqueeze(0))[0].cpu()
         out = torch.empty(3, h, w, dtype=torch.float32)
-        t, o = self.tile, self.overlap
+        t, o, a = self.tile, self.overlap, self.ALIGN
         for y0 in range(0, h, t):
             for x0 in range(0, w, t):
                 y1, x1 = min(y0 + t, h), min(x0 + t, w)
-                ya, xa = max(0, y0 - o), max(0, x0 - o)
+                ya, xa = max(0, (y0 - o) // a * a), max(0, (x0 - o) // a * a)  # on the model's grid
                 yb, xb = min(h, y1 + o), min(w, x1 + o)
                 result = self.run_batch(image[:, ya:yb, xa:xb].unsqueeze(0))[0]
                 out[:, y0:y1, x0:x1] = result[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa].cpu()

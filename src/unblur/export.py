@@ -1,0 +1,283 @@
+"""Models as ONNX graphs, and running them in onnxruntime.
+
+:func:`export_onnx` is ``unblur export``: one ``.onnx`` file (weights inside, no external data file) with
+dynamic batch, height and width, checked against PyTorch in onnxruntime before it is written
+(atomically). :class:`OnnxRunner` runs such a graph, from a file or from bytes exported in memory; the
+:class:`unblur.infer.Sharpener` uses it for the ``onnxruntime`` backend, which
+:func:`unblur.device.inference_plan` picks on CPUs without native bf16 because it measured faster there
+than PyTorch with the same float32 results (docs/benchmarks.md).
+
+The exporter is PyTorch's ``torch.export``-based one (``dynamo=True``, via onnxscript), the maintained
+path; if it fails (older PyTorch or onnxscript) the TorchScript exporter is tried. Either way the graph is
+traced once on an example whose height and width are *not* multiples of 8: :class:`unblur.models.UnblurNet`
+edge-pads its input up to a multiple of 8 when needed, and tracing that branch records the pad sizes as
+arithmetic on the input's shape, which yields a zero pad for sizes that need none. Tracing on a multiple
+of 8 would drop the pad and break every other size, so the check after export runs one odd size and one
+multiple of 8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from unblur.device import ExecutionPlan, onnxruntime_available, resolve_device
+from unblur.io import atomic_write
+from unblur.models import Weights, load_weights
+
+__all__ = [
+    "ONNX_INPUT",
+    "ONNX_OUTPUT",
+    "OnnxRunner",
+    "export_onnx",
+    "load_onnx_sharpener",
+    "onnx_bytes",
+    "onnx_metadata",
+    "verify_onnx",
+]
+
+ONNX_INPUT, ONNX_OUTPUT = "image", "sharp"
+# Traced once on this batch and size: batch 2 keeps the batch dimension symbolic (torch.export treats
+# sizes 0 and 1 as constants), odd H and W keep UnblurNet's pad-to-8 branch in the graph (module doc).
+EXAMPLE_SHAPE = (2, 3, 37, 53)
+# The check after export: (batch, H, W), one size needing padding to 8 and one that does not.
+CHECK_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 41, 59), (2, 64, 96))
+TOLERANCE = 1e-4
+_DYNAMIC = {0: "batch", 2: "height", 3: "width"}
+
+
+def _require_onnx() -> None:
+    if not onnxruntime_available():
+        raise ModuleNotFoundError("ONNX export and onnxruntime need the optional packages: "
+                                  "pip install 'unblur[onnx]' (onnx, onnxruntime, onnxscript)")
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporters' progress lines, deprecation notices and "torchvision not installed" logs:
+    the result is checked numerically afterwards, which says more than those messages."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int | None) -> bytes:
+    program = torch.onnx.export(
+        model, (example,), None, dynamo=True, opset_version=opset, input_names=[ONNX_INPUT],
+        output_names=[ONNX_OUTPUT], dynamic_shapes=(_DYNAMIC,), verbose=False,
+    )
+    return program.model_proto.SerializeToString()
+
+
+def _export_torchscript(model: nn.Module, example: torch.Tensor, opset: int | None) -> bytes:
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model, (example,), buffer, dynamo=False, opset_version=opset or 17, input_names=[ONNX_INPUT],
+        output_names=[ONNX_OUTPUT], dynamic_axes={ONNX_INPUT: _DYNAMIC, ONNX_OUTPUT: _DYNAMIC},
+    )
+    return buffer.getvalue()
+
+
+def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, str] | None = None,
+               check: bool = True) -> bytes:
+    """Export ``model`` (on the CPU, float32) to a serialized ONNX graph with dynamic batch, height and width.
+
+    With ``check`` the graph is run in onnxruntime at :data:`CHECK_SHAPES` and must match PyTorch within
+    :data:`TOLERANCE` (else :class:`RuntimeError`). ``metadata`` is stored as the model's metadata
+    properties, next to ``unblur.exporter`` and ``unblur.max_abs_diff`` (what the check measured).
+    """
+    _require_onnx()
+    import onnx
+
+    model = model.eval().to("cpu", memory_format=torch.contiguous_format)
+    example = torch.rand(EXAMPLE_SHAPE, generator=torch.Generator().manual_seed(0))
+    errors = []
+    data, exporter = b"", ""
+    for exporter, export in (("torch.export (dynamo)", _export_dynamo), ("torchscript", _export_torchscript)):
+        try:
+            with _quiet_exporter(), torch.no_grad():
+                data = export(model, example, opset)
+            break
+        except Exception as exc:  # the next exporter may still work; both messages are kept for the error
+            errors.append(f"{exporter}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}")
+    if not data:
+        raise RuntimeError("ONNX export failed: " + "; ".join(errors))
+    props = {"unblur.exporter": exporter, "unblur.torch_version": torch.__version__, **(metadata or {})}
+    if check:
+        props["unblur.max_abs_diff"] = f"{verify_onnx(data, model):.3g}"
+    proto = onnx.load_model_from_string(data)
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    return proto.SerializeToString()
+
+
+def verify_onnx(graph: bytes | str | Path, model: nn.Module, shapes: Sequence[tuple[int, int, int]] = CHECK_SHAPES,
+                tolerance: float = TOLERANCE) -> float:
+    """Largest absolute difference between onnxruntime and PyTorch over random inputs of ``shapes``.
+
+    Raises :class:`RuntimeError` when it exceeds ``tolerance``: an export that runs but computes
+    something else must never be written or used.
+    """
+    runner = OnnxRunner(graph)
+    model = model.eval().to("cpu")
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for n, h, w in shapes:
+        x = torch.rand(n, 3, h, w, generator=generator)
+        with torch.inference_mode():
+            expected = model(x).float()
+        got = runner(x)
+        if got.shape != expected.shape:
+            raise RuntimeError(f"ONNX graph returned shape {tuple(got.shape)} for input {tuple(x.shape)}, "
+                               f"PyTorch {tuple(expected.shape)}")
+        worst = max(worst, float((got - expected).abs().max()))
+    if not worst <= tolerance:
+        raise RuntimeError(f"ONNX graph differs from PyTorch by up to {worst:.3g} (> {tolerance:g}); not used")
+    return worst
+
+
+def _weights_metadata(weights: Weights) -> dict[str, str]:
+    import json
+
+    return {"unblur.model": weights.model, "unblur.model_kwargs": json.dumps(weights.model_kwargs, sort_keys=True)}
+
+
+def export_onnx(weights_path: str | Path | None, out_path: str | Path, model: str | None = None,
+                opset: int | None = None) -> Path:
+    """``unblur export``: write the weights at ``weights_path`` (the bundled default when ``None``) as one
+    ONNX file at ``out_path``, checked in onnxruntime against PyTorch first (within 1e-4).
+
+    ``model`` names the architecture for a bare state_dict. ``opset`` defaults to the exporter's own
+    (18 or newer for torch.export). The file is written atomically, so a failed export leaves any
+    existing file untouched; read what was measured back with :func:`onnx_metadata`.
+    """
+    weights = _load(weights_path, model)
+    data = onnx_bytes(weights.build(), opset, _weights_metadata(weights))
+    out = Path(out_path)
+    if out.parent != Path():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as tmp:
+        tmp.write_bytes(data)
+    return out
+
+
+def onnx_metadata(graph: str | Path | bytes) -> dict[str, str]:
+    """The metadata properties of an ONNX file (``unblur.model``, ``unblur.max_abs_diff``, ...)."""
+    _require_onnx()
+    import onnx
+
+    proto = onnx.load_model_from_string(graph) if isinstance(graph, bytes) else onnx.load(str(graph))
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def _load(weights_path: str | Path | None, model: str | None) -> Weights:
+    from unblur.infer import NO_WEIGHTS_MESSAGE, default_weights_path
+
+    path = Path(weights_path) if weights_path is not None else default_weights_path()
+    if path is None:
+        raise FileNotFoundError(NO_WEIGHTS_MESSAGE)
+    return load_weights(path, model)
+
+
+class OnnxRunner:
+    """An onnxruntime session for an unblur graph: float32 ``(N, 3, H, W)`` in, the same out (on the CPU).
+
+    ``graph`` is a path to an ``.onnx`` file or its bytes. ``device`` ``cuda`` uses onnxruntime's CUDA
+    provider (the ``onnxruntime-gpu`` package) and fails clearly without it. ``threads`` defaults to
+    PyTorch's thread count, so ``OMP_NUM_THREADS``/``torch.set_num_threads`` govern both engines alike.
+    """
+
+    def __init__(self, graph: bytes | str | Path, device: str | torch.device = "cpu",
+                 threads: int | None = None) -> None:
+        _require_onnx()
+        import onnxruntime as ort
+
+        dev = resolve_device(device) if not isinstance(device, torch.device) else device
+        providers = ["CPUExecutionProvider"]
+        if dev.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError("onnxruntime on CUDA needs the onnxruntime-gpu package; use --device cpu "
+                                 "or the torch backend")
+            providers.insert(0, "CUDAExecutionProvider")
+        elif dev.type != "cpu":
+            raise ValueError(f"onnxruntime runs on cpu or cuda here, not {dev.type}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3  # errors only
+        source = graph if isinstance(graph, bytes) else str(graph)
+        self.session = ort.InferenceSession(source, options, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+        self.device = dev
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+
+
+# In-memory exports of the models a process has run, keyed by their tensors, so several Sharpeners of one
+# model (an evaluation, a test session) pay for the export once. Few entries: each is a few MB.
+_CACHE: OrderedDict[str, bytes] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def _fingerprint(model: nn.Module) -> str:
+    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def cached_onnx_bytes(model: nn.Module) -> bytes:
+    """:func:`onnx_bytes` of ``model``, checked, remembered for the life of the process."""
+    key = _fingerprint(model)
+    if key not in _CACHE:
+        _CACHE[key] = onnx_bytes(model)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
+
+
+def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = None, device: str = "cpu",
+                        tile: int = 0, overlap: int = 32) -> tuple[Any, str]:
+    """``unblur sharpen --backend onnx``: a :class:`unblur.infer.Sharpener` running onnxruntime, and the
+    model's name.
+
+    ``weights`` is an ``.onnx`` file from ``unblur export`` (used as it is), or an unblur weights file
+    (``.pth``; the bundled default when ``None``), which is exported in memory first and checked against
+    PyTorch: no temporary file, a few seconds once per process. Export once with ``unblur export`` to
+    skip that on every run.
+    """
+    from unblur.infer import Sharpener
+
+    dev = resolve_device(device)
+    if dev.type == "mps":
+        dev = torch.device("cpu")
+    plan = ExecutionPlan(dev, backend="onnxruntime")
+    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"{weights}: ONNX file not found")
+        name = onnx_metadata(weights).get("unblur.model", Path(weights).stem)
+        return Sharpener(None, plan, tile, overlap, runner=OnnxRunner(weights, dev)), name
+    loaded = _load(weights, model)
+    net = loaded.build()
+    return Sharpener(net, plan, tile, overlap, runner=OnnxRunner(cached_onnx_bytes(net), dev)), loaded.model

@@ -1,0 +1,115 @@
+"""ONNX export: every registered model exports to one file with dynamic batch, height and width, and
+onnxruntime agrees with PyTorch within 1e-4 at sizes the export never saw (odd and multiple of 8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from unblur.device import onnxruntime_available
+from unblur.models import MODELS, build_model, save_weights, weights_from_model
+
+pytestmark = pytest.mark.skipif(not onnxruntime_available(), reason="needs unblur[onnx]")
+
+
+def random_model(name: str, seed: int = 0) -> torch.nn.Module:
+    """A model with random weights everywhere, including the heads that start at zero (identity models
+    would hide a broken export)."""
+    torch.manual_seed(seed)
+    model = build_model(name).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.02)
+    return model
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:
+    from unblur.export import export_onnx
+
+    name = request.param
+    folder = tmp_path_factory.mktemp(f"export-{name}")
+    weights = save_weights(folder / "w.pth", weights_from_model(random_model(name), name))
+    out = export_onnx(weights, folder / "onnx" / f"{name}.onnx")
+    return name, weights, out
+
+
+def test_export_is_one_file_with_the_model_recorded(exported: tuple[str, Path, Path]) -> None:
+    from unblur.export import onnx_metadata
+
+    name, _, out = exported
+    assert out.is_file() and out.stat().st_size > 10_000
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no external data, no temp file left
+    meta = onnx_metadata(out)
+    assert meta["unblur.model"] == name
+    assert float(meta["unblur.max_abs_diff"]) <= 1e-4
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 45, 67), (3, 3, 80, 48), (1, 3, 9, 200)])
+def test_onnxruntime_matches_pytorch_at_new_sizes(exported: tuple[str, Path, Path], shape: tuple[int, ...]) -> None:
+    import onnxruntime as ort
+
+    from unblur.models import load_weights
+
+    _, weights, out = exported
+    model = load_weights(weights).build().eval()
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(3))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+    with torch.inference_mode():
+        expected = model(x)
+    assert got.shape == expected.shape
+    assert float((got - expected).abs().max()) <= 1e-4
+
+
+def test_onnx_sharpener_from_file_and_from_weights_agree_with_torch(exported: tuple[str, Path, Path]) -> None:
+    from unblur.device import ExecutionPlan
+    from unblur.export import load_onnx_sharpener
+    from unblur.infer import Sharpener
+    from unblur.models import load_weights
+
+    name, weights, out = exported
+    image = torch.rand(3, 50, 70, generator=torch.Generator().manual_seed(4))
+    reference = Sharpener(load_weights(weights).build(), ExecutionPlan(torch.device("cpu")))(image)
+    for source in (out, weights):
+        sharpener, model_name = load_onnx_sharpener(source, device="cpu")
+        assert model_name == name
+        assert sharpener.plan.backend == "onnxruntime"
+        result = sharpener(image)
+        assert result.shape == image.shape and result.dtype == torch.float32
+        assert float((result - reference).abs().max()) <= 1e-4
+
+
+def test_a_failed_check_leaves_the_existing_file_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import unblur.export as export
+
+    weights = save_weights(tmp_path / "w.pth", weights_from_model(random_model("studentcnn_v3"), "studentcnn_v3"))
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"previous export")
+
+    def wrong(*args: object, **kwargs: object) -> float:
+        raise RuntimeError("ONNX graph differs from PyTorch by up to 0.5 (> 0.0001); not used")
+
+    monkeypatch.setattr(export, "verify_onnx", wrong)
+    with pytest.raises(RuntimeError, match="differs from PyTorch"):
+        export.export_onnx(weights, out)
+    assert out.read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "w.pth"]
+
+
+def test_verify_rejects_a_graph_of_another_model() -> None:
+    from unblur.export import onnx_bytes, verify_onnx
+
+    graph = onnx_bytes(random_model("studentcnn_v3", seed=1), check=False)
+    with pytest.raises(RuntimeError, match="differs from PyTorch"):
+        verify_onnx(graph, random_model("studentcnn_v3", seed=2))
+
+
+def test_missing_onnx_file_is_one_clear_error(tmp_path: Path) -> None:
+    from unblur.export import load_onnx_sharpener
+
+    with pytest.raises(FileNotFoundError, match="ONNX file not found"):
+        load_onnx_sharpener(tmp_path / "nope.onnx")
