@@ -49,13 +49,17 @@ def run_demo(out: str | Path = "outputs_sharpen", device: str = "auto", steps: i
 
     say(f"[1/4] synthesizing GoPro-style pairs from {len(photos)} bundled photos into {data}")
     synthesize(train_photos, out=data, split="train", pairs_per_image=6, size=(192, 320), seed=0, progress=False)
+    # Validation (which picks the saved weights) uses other frames of the training photos, so the test
+    # photos stay unseen until the final scores.
+    synthesize(train_photos, out=data, split="val", pairs_per_image=1, size=(192, 320), seed=2, progress=False)
     report = synthesize(test_photos, out=data, split="test", pairs_per_image=2, size=(288, 512), seed=1,
                         progress=False)
     say(report.format())
 
     say("[2/4] training (a short CPU-sized run; see the README for real training)")
     cfg = TrainConfig(data=str(data), out=str(run), model=DEMO_MODEL, epochs=1_000, max_steps=steps or 300,
-                      batch_size=4, crop=128, lr=1e-3, workers=0, device=device, val_limit=4, checkpoint_seconds=60.0)
+                      batch_size=4, crop=128, lr=5e-4, workers=0, device=device, val_split="val", val_limit=4,
+                      checkpoint_seconds=60.0)
     result = train(cfg, log=say)
 
     say("[3/4] evaluating on the held-out test pairs")
