@@ -86,6 +86,7 @@ METRICS_NAME = "metrics.csv"
 CURVE_NAME = "loss_curve.png"
 CONFIG_NAME = "config.json"
 RUN_FILES = (WEIGHTS_NAME, CHECKPOINT_NAME, METRICS_NAME, CURVE_NAME, CONFIG_NAME)
+_TERMS = ("loss", "mse", "ms_ssim", "edge", "distill")  # the train_* columns of metrics.csv
 _CHECKPOINT_KEYS = frozenset({"model", "optimizer", "scheduler", "scaler", "step", "epoch", "batch_in_epoch",
                               "history", "best_psnr", "rng"})
 # Settings whose values are numbers; PyYAML reads 1e-4 (no dot) as a string, so YAML text is converted.
@@ -652,9 +653,11 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
                             num_workers=workers, drop_last=True, pin_memory=device.type == "cuda",
                             persistent_workers=False,
                             generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        sums = {"loss": 0.0, "mse": 0.0, "ms_ssim": 0.0, "edge": 0.0, "distill": 0.0}
+        # Running sums of loss, mse, ms_ssim, edge, distill stay on the device: reading them every step would
+        # stall the GPU pipeline; the progress bar reads them about once a second.
+        sums = torch.zeros(len(_TERMS), device=device)
         seen = 0
-        t0 = time.perf_counter()
+        t0 = last_bar = time.perf_counter()
         bar = tqdm(total=micro_batches, initial=batch_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", disable=not (cfg.progress and ddp.main), leave=False, dynamic_ncols=True)
         optimizer.zero_grad(set_to_none=True)
@@ -688,12 +691,9 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
                 continue
             scaler.scale(loss / cfg.accum).backward()
             batch_in_epoch += 1
-            terms = loss_fn.last.as_floats() if loss_fn.last is not None else {}
-            sums["loss"] += float(loss.detach())
-            sums["mse"] += terms.get("mse", 0.0)
-            sums["ms_ssim"] += terms.get("ms_ssim", 0.0)
-            sums["edge"] += terms.get("edge", 0.0)
-            sums["distill"] += float(distill.detach())
+            terms = loss_fn.last
+            assert terms is not None
+            sums += torch.stack([loss, terms.mse, terms.ms_ssim, terms.edge, distill]).detach().float()
             seen += 1
             if batch_in_epoch % cfg.accum == 0:
                 if cfg.clip is not None:
@@ -706,9 +706,11 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
                 if ema is not None:
                     ema.update_parameters(model)
                 step += 1
-            elapsed = time.perf_counter() - t0
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}",
-                            img_s=f"{seen * cfg.batch_size * ddp.world / max(elapsed, 1e-9):.1f}")
+            now = time.perf_counter()
+            if not bar.disable and now - last_bar > 1.0:
+                last_bar = now
+                bar.set_postfix(loss=f"{float(sums[0]) / seen:.4f}",
+                                img_s=f"{seen * cfg.batch_size * ddp.world / max(now - t0, 1e-9):.1f}")
             bar.update(1)
             if step >= total_steps:
                 stop = True
@@ -723,8 +725,8 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
                                "seconds": round(elapsed, 2), "skipped_steps": skipped_steps,
                                "images_per_s": round(seen * cfg.batch_size * ddp.world / max(elapsed, 1e-9), 2)}
-        for key in ("loss", "mse", "ms_ssim", "edge", "distill"):
-            row[f"train_{key}"] = sums[key] / seen if seen else float("nan")
+        for key, total in zip(_TERMS, sums.tolist(), strict=True):
+            row[f"train_{key}"] = total / seen if seen else float("nan")
         if ddp.main:
             eval_model = ema.module if ema is not None else model
             row.update(_validate(eval_model, val_pairs, device, dtype, channels_last, cfg.alpha, cfg.edge_weight,
