@@ -37,7 +37,8 @@ def test_train_writes_every_run_file(tiny_gopro, tmp_path, capsys):
     StudentCNNv3().load_state_dict(payload["state_dict"])  # a plain state_dict inside
     rows = _rows(run / "metrics.csv")
     assert rows[-1]["step"] == "2"
-    for key in ("train_loss", "train_mse", "train_ms_ssim", "train_edge", "val_loss", "val_psnr", "val_ssim", "lr"):
+    for key in ("train_loss", "train_mse", "train_ms_ssim", "train_edge", "val_loss", "val_psnr", "val_ssim",
+                "val_input_psnr", "lr"):
         assert float(rows[-1][key]) == float(rows[-1][key])  # present and not NaN
     assert Image.open(run / "loss_curve.png").format == "PNG"
     config = json.loads((run / "config.json").read_text())

@@ -66,6 +66,7 @@ from unblur.device import resolve_device
 from unblur.evaluate import score
 from unblur.io import ImageError, atomic_write, remove_stale_temps
 from unblur.losses import CombinedLoss
+from unblur.metrics import psnr
 from unblur.models import (
     DEFAULT_MODEL,
     MODELS,
@@ -327,8 +328,8 @@ class _SkipSampler(Sampler[int]):
 # Run-folder outputs ---------------------------------------------------------------------------------------
 
 _METRIC_FIELDS = ["epoch", "step", "train_loss", "train_mse", "train_ms_ssim", "train_edge", "train_distill",
-                  "val_loss", "val_psnr", "val_ssim", "lr", "seconds", "images_per_s", "skipped_steps",
-                  "skipped_pairs"]
+                  "val_loss", "val_psnr", "val_ssim", "val_input_psnr", "lr", "seconds", "images_per_s",
+                  "skipped_steps", "skipped_pairs"]
 
 
 def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
@@ -353,7 +354,10 @@ def _plot_curves(path: Path, history: list[dict[str, Any]], title: str) -> None:
     ax1.set_ylabel("combined loss")
     ax1.legend()
     ax1.grid(alpha=0.3)
-    ax2.plot(epochs, [h["val_psnr"] for h in history], "s-", color="tab:green")
+    ax2.plot(epochs, [h["val_psnr"] for h in history], "s-", color="tab:green", label="model")
+    if "val_input_psnr" in history[-1]:
+        ax2.axhline(history[-1]["val_input_psnr"], color="gray", linestyle="--", label="blurry input")
+    ax2.legend()
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation PSNR (dB)")
     ax2.grid(alpha=0.3)
@@ -420,11 +424,12 @@ def _autocast_dtype(device: torch.device, fp32: bool) -> torch.dtype | None:
 def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: torch.dtype | None,
               channels_last: bool, alpha: float, edge_weight: float,
               broken: Callable[[str], None]) -> dict[str, float]:
-    """Mean combined loss, PSNR and SSIM over full validation frames; undecodable ones go to ``broken``."""
+    """Mean combined loss, PSNR and SSIM over full validation frames, and the PSNR of the blurry input
+    itself for reference; undecodable frames go to ``broken``."""
     was_training = model.training
     model.eval()
     dataset = PairedImages(pairs, crop=None, augment=False)
-    values: dict[str, list[float]] = {"val_loss": [], "val_psnr": [], "val_ssim": []}
+    values: dict[str, list[float]] = {"val_loss": [], "val_psnr": [], "val_ssim": [], "val_input_psnr": []}
     scored = 0
     for i in range(len(dataset)):
         try:
@@ -440,6 +445,7 @@ def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: 
         values["val_loss"].append(s.loss)
         values["val_psnr"].append(s.psnr)
         values["val_ssim"].append(s.ssim)
+        values["val_input_psnr"].append(float(psnr(inp, tgt)))  # the baseline the model must beat
         scored += 1
     model.train(was_training)
     if not scored:
