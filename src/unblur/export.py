@@ -202,10 +202,14 @@ class OnnxRunner:
     ``graph`` is a path to an ``.onnx`` file or its bytes. ``device`` ``cuda`` uses onnxruntime's CUDA
     provider (the ``onnxruntime-gpu`` package) and fails clearly without it. ``threads`` defaults to
     PyTorch's thread count, so ``OMP_NUM_THREADS``/``torch.set_num_threads`` govern both engines alike.
+
+    ``memory_arena``: onnxruntime's CPU arena keeps every buffer it ever grew (rounded up to powers of
+    two) for reuse. That is ~20% faster per call, but with tiles of several shapes it held 1.4 GB more at
+    512 px tiles, which defeats tiling, so the Sharpener turns it off when it tiles (docs/benchmarks.md).
     """
 
     def __init__(self, graph: bytes | str | Path, device: str | torch.device = "cpu",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, memory_arena: bool = True) -> None:
         _require_onnx()
         import onnxruntime as ort
 
@@ -221,6 +225,7 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3  # errors only
+        options.enable_cpu_mem_arena = memory_arena
         source = graph if isinstance(graph, bytes) else str(graph)
         self.session = ort.InferenceSession(source, options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
@@ -277,7 +282,9 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: ONNX file not found")
         name = onnx_metadata(weights).get("unblur.model", Path(weights).stem)
-        return Sharpener(None, plan, tile, overlap, runner=OnnxRunner(weights, dev)), name
+        runner = OnnxRunner(weights, dev, memory_arena=tile == 0)
+        return Sharpener(None, plan, tile, overlap, runner=runner), name
     loaded = _load(weights, model)
     net = loaded.build()
-    return Sharpener(net, plan, tile, overlap, runner=OnnxRunner(cached_onnx_bytes(net), dev)), loaded.model
+    runner = OnnxRunner(cached_onnx_bytes(net), dev, memory_arena=tile == 0)
+    return Sharpener(net, plan, tile, overlap, runner=runner), loaded.model

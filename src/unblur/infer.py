@@ -107,7 +107,9 @@ class Sharpener:
             from unblur.export import OnnxRunner, cached_onnx_bytes
 
             try:
-                self._runner = OnnxRunner(cached_onnx_bytes(self.model), self.plan.device)
+                # tiling is for bounded memory: no arena holding every tile shape's buffers (OnnxRunner doc)
+                self._runner = OnnxRunner(cached_onnx_bytes(self.model), self.plan.device,
+                                          memory_arena=self.tile == 0)
             except Exception as exc:  # any export failure: fall back to PyTorch rather than fail the photo
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 warnings.warn(f"onnxruntime backend unavailable ({reason[:200]}); running PyTorch float32 instead",
