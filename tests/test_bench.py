@@ -33,6 +33,7 @@ def test_quick_bench_times_each_cpu_path_and_the_training_steps(rows: list[Bench
     assert paths["channels_last fp32"].max_abs_diff <= 1e-4
     assert "skipped with --quick" in paths["torch.compile fp32 channels_last"].note
     assert paths["train step, DataLoader + CombinedLoss"].ratio > 0
+    assert paths["train step, random tensors + CombinedLoss"].ratio > 0
     assert any(r.kind == "ceiling" and r.dtype == "fp32" and r.tflops > 0 for r in rows)
     assert sum(r.default for r in rows) == 1  # the path inference_plan() picks is marked
 

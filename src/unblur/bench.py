@@ -52,9 +52,11 @@ from torch import nn
 from unblur.device import ExecutionPlan, cpu_has_fast_bf16, inference_plan, onnxruntime_available, resolve_device
 from unblur.models import build_model, count_macs_per_pixel
 
-__all__ = ["BenchRow", "format_rows", "machine_info", "rows_to_json", "run_bench"]
+__all__ = ["BenchRow", "bench_model", "format_rows", "machine_info", "rows_to_json", "run_bench"]
 
 QUICK_SIZE = (128, 128)
+TRAIN_MODEL_ONLY = "train step, model only (random tensors, MSE)"
+TRAIN_REAL = "train step, DataLoader + CombinedLoss"
 DEFAULT_SIZE = (720, 1280)
 
 
@@ -366,15 +368,19 @@ def train_paths(name: str, device: torch.device, batch: int, crop: int, loader_f
         opt.zero_grad(set_to_none=True)
         return loss.detach()
 
-    def model_only() -> Callable[[], torch.Tensor]:
-        net, opt, scaler = model_and_optimizer()
-        gen = torch.Generator().manual_seed(0)
-        inp = torch.rand(batch, 3, crop, crop, generator=gen).to(device)
-        tgt = torch.rand(batch, 3, crop, crop, generator=gen).to(device)
-        if channels_last:
-            inp, tgt = inp.contiguous(memory_format=torch.channels_last), tgt.contiguous(
-                memory_format=torch.channels_last)
-        return lambda: step(net, opt, scaler, inp, tgt, F.mse_loss)
+    def random_tensors(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                       ) -> Callable[[], Callable[[], torch.Tensor]]:
+        def setup() -> Callable[[], torch.Tensor]:
+            net, opt, scaler = model_and_optimizer()
+            gen = torch.Generator().manual_seed(0)
+            inp = torch.rand(batch, 3, crop, crop, generator=gen).to(device)
+            tgt = torch.rand(batch, 3, crop, crop, generator=gen).to(device)
+            if channels_last:
+                inp = inp.contiguous(memory_format=torch.channels_last)
+                tgt = tgt.contiguous(memory_format=torch.channels_last)
+            return lambda: step(net, opt, scaler, inp, tgt, loss_fn)
+
+        return setup
 
     def with_data() -> Callable[[], torch.Tensor]:
         net, opt, scaler = model_and_optimizer()
@@ -390,8 +396,9 @@ def train_paths(name: str, device: torch.device, batch: int, crop: int, loader_f
         return call
 
     return [
-        _Path("train step, model only (random tensors, MSE)", dname, model_only),
-        _Path("train step, DataLoader + CombinedLoss", dname, with_data),
+        _Path(TRAIN_MODEL_ONLY, dname, random_tensors(F.mse_loss)),
+        _Path("train step, random tensors + CombinedLoss", dname, random_tensors(CombinedLoss())),
+        _Path(TRAIN_REAL, dname, with_data),
     ]
 
 
@@ -475,9 +482,22 @@ def _ceilings(device: torch.device, dtypes: set[str], quick: bool, log: Callable
     return out
 
 
+def bench_model(name: str, seed: int = 0) -> nn.Module:
+    """``name`` with random weights, including the heads that start at zero: residual students are the
+    identity when built, which would make every path agree trivially (the cost is the same either way)."""
+    torch.manual_seed(seed)
+    model = build_model(name).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.02)
+    return model
+
+
 def run_bench(model: str = "studentcnn_v3", device: str = "auto", size: tuple[int, int] | None = None,
               batch: int = 1, quick: bool = False, *, repeats: int | None = None, warmup: int | None = None,
-              train: bool = True, train_batch: int | None = None, train_crop: int | None = None,
+              inference: bool = True, train: bool = True, train_batch: int | None = None,
+              train_crop: int | None = None, train_workers: int | None = None,
               photos: Sequence[str | Path] | None = None, log: Callable[[str], None] | None = None,
               ) -> list[BenchRow]:
     """Time every available inference path and the training step of ``model`` on ``device``.
@@ -486,7 +506,9 @@ def run_bench(model: str = "studentcnn_v3", device: str = "auto", size: tuple[in
     warm-up, 3 timed rounds, a 512² matmul ceiling, 32 px training crops from 64×96 frames and no
     DataLoader workers, so it runs in seconds on a CPU). ``batch`` frames go through each inference call.
     Training uses ``train_batch`` (default: ``unblur train``'s 2) crops of ``train_crop`` pixels (default:
-    its 256) from pairs synthesized from ``photos`` (default: the bundled samples) into a temporary folder.
+    its 256) from pairs synthesized from ``photos`` (default: the bundled samples) into a temporary folder,
+    read by ``train_workers`` DataLoader workers (default: ``unblur train``'s ``min(4, cores)``).
+    ``inference``/``train`` switch either half off. Weights are random (:func:`bench_model`).
 
     Returns the rows: one ``ceiling`` row per dtype, then the inference paths, then the two training steps.
     """
@@ -498,17 +520,16 @@ def run_bench(model: str = "studentcnn_v3", device: str = "auto", size: tuple[in
     repeats = repeats or (3 if quick else 5)
     warmup = warmup or (1 if quick else 2)
     h, w = size
-    torch.manual_seed(0)
-    net = build_model(model).eval()
+    net = bench_model(model)
     macs = count_macs_per_pixel(net, (min(h, 256), min(w, 256)))
     x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0))
-    infer = inference_paths(net, x, dev, quick)
+    infer = inference_paths(net, x, dev, quick) if inference else []
 
     defaults = TrainConfig()
     tbatch = train_batch or defaults.batch_size
     tcrop = train_crop or (32 if quick else defaults.crop)
     frame = (64, 96) if quick else (360, 640)
-    workers = 0 if quick else min(4, os.cpu_count() or 1)
+    workers = train_workers if train_workers is not None else (0 if quick else min(4, os.cpu_count() or 1))
     tmp = tempfile.TemporaryDirectory(prefix="unblur-bench-")
 
     def loader() -> Any:
@@ -553,11 +574,12 @@ def run_bench(model: str = "studentcnn_v3", device: str = "auto", size: tuple[in
         _add_rates(row, 2 * macs * h * w, ceilings)
     for row in train_rows:
         _add_rates(row, 3 * 2 * macs * tcrop * tcrop, ceilings)
-    if len(train_rows) == 2 and all(r.ok for r in train_rows):
-        base, real = train_rows
-        real.ratio = round(base.ms_per_frame / real.ms_per_frame, 3)
-        real.note = "; ".join(filter(None, [f"{real.ratio:.0%} of the model-only rate",
-                                            f"{workers} DataLoader workers, {frame[0]}x{frame[1]} frames", real.note]))
+    base = next((r for r in train_rows if r.path == TRAIN_MODEL_ONLY and r.ok), None)
+    for row in train_rows:
+        if base is not None and row is not base and row.ok:
+            row.ratio = round(base.ms_per_frame / row.ms_per_frame, 3)
+            extra = f"{workers} DataLoader workers, {frame[0]}x{frame[1]} frames" if row.path == TRAIN_REAL else ""
+            row.note = "; ".join(filter(None, [f"{row.ratio:.0%} of the model-only rate", extra, row.note]))
     return [*rows, *inference_rows, *train_rows]
 
 
