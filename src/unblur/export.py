@@ -26,7 +26,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -34,6 +34,9 @@ from torch import nn
 from unblur.device import ExecutionPlan, onnxruntime_available, resolve_device
 from unblur.io import atomic_write
 from unblur.models import Weights, load_weights
+
+if TYPE_CHECKING:
+    from unblur.infer import Sharpener
 
 __all__ = [
     "ONNX_INPUT",
@@ -262,8 +265,14 @@ def cached_onnx_bytes(model: nn.Module) -> bytes:
     return _CACHE[key]
 
 
-def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = None, device: str = "cpu",
-                        tile: int = 0, overlap: int = 32) -> tuple[Any, str]:
+def _cuda_provider() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = None, device: str = "auto",
+                        tile: int = 0, overlap: int = 32) -> tuple[Sharpener, str]:
     """``unblur sharpen --backend onnx``: a :class:`unblur.infer.Sharpener` running onnxruntime, and the
     model's name.
 
@@ -275,8 +284,8 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
     from unblur.infer import Sharpener
 
     dev = resolve_device(device)
-    if dev.type == "mps":
-        dev = torch.device("cpu")
+    if device == "auto" and (dev.type == "mps" or (dev.type == "cuda" and not _cuda_provider())):
+        dev = torch.device("cpu")  # "auto" means what this onnxruntime can use; an explicit cuda fails clearly
     plan = ExecutionPlan(dev, backend="onnxruntime")
     if weights is not None and Path(weights).suffix.lower() == ".onnx":
         if not Path(weights).is_file():
