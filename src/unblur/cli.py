@@ -144,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=_non_negative_int, default=0,
                    help="process in tiles of N pixels to bound memory (0: whole image)")
     p.add_argument("--tile-overlap", type=_non_negative_int, default=32, help="overlap between tiles in pixels")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference engine")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="inference engine: auto picks the fastest measured one (onnxruntime on CPUs without native "
+                   "bf16), torch forces PyTorch, onnx runs onnxruntime (--weights may then be an .onnx file from "
+                   "`unblur export`)")
     _add_precision(p)
     _add_device(p)
     p.set_defaults(handler=_cmd_sharpen)
@@ -238,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         "frames/s, TFLOP/s against a matmul ceiling measured in the same run, peak memory.",
     )
     p.add_argument("--model", default="studentcnn_v3", help="model to time (default: studentcnn_v3)")
-    p.add_argument("--size", type=_size, default=(720, 1280), help="frame size HxW (default: 720x1280)")
+    p.add_argument("--size", type=_size, default=None, help="frame size HxW (default: 720x1280; 128x128 with --quick)")
     p.add_argument("--batch", type=_positive_int, default=1, help="frames per call (default: 1)")
     p.add_argument("--quick", action="store_true", help="small size and few repeats, for CI")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -272,12 +275,17 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
     from unblur.infer import load_sharpener, sharpen_files
 
     if args.backend == "onnx":
-        raise NotImplementedError("--backend onnx is not available in this version; use --backend torch")
-    sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile,
-                                        overlap=args.tile_overlap)
+        from unblur.export import load_onnx_sharpener
+
+        sharpener, model_name = load_onnx_sharpener(args.weights, device=args.device, tile=args.tile,
+                                                    overlap=args.tile_overlap)
+    else:
+        sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile,
+                                            overlap=args.tile_overlap, backend=args.backend)
+        model_name = weights.model
     report = sharpen_files(args.inputs, sharpener, args.out, suffix=args.suffix, ext=args.ext,
                            compare=args.compare, target_dir=args.target, warn=_warn)
-    print(f"sharpened {len(report.written)} image(s) with {weights.model} ({sharpener.plan.describe()}) "
+    print(f"sharpened {len(report.written)} image(s) with {model_name} ({sharpener.plan.describe()}) "
           f"into {args.out}" + (f"; {len(report.comparisons)} comparison(s)" if report.comparisons else ""))
     if report.failed:
         print(f"{len(report.failed)} input(s) failed (listed above)", file=sys.stderr)
@@ -379,11 +387,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    raise NotImplementedError("`unblur bench` is not available in this version yet")
+    import json
+
+    from unblur.bench import format_rows, machine_info, rows_to_json, run_bench
+
+    rows = run_bench(args.model, device=args.device, size=args.size, batch=args.batch, quick=args.quick, log=_warn)
+    print(json.dumps(rows_to_json(rows), indent=1) if args.json else format_rows(rows, machine_info(args.device)))
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    raise NotImplementedError("`unblur export` is not available in this version yet")
+    from unblur.export import export_onnx, onnx_metadata
+
+    out = export_onnx(args.weights, args.onnx, model=args.model)
+    meta = onnx_metadata(out)
+    print(f"wrote {out}: {meta.get('unblur.model')} with dynamic batch, height and width "
+          f"({meta['unblur.exporter']} exporter); onnxruntime matches PyTorch within {meta['unblur.max_abs_diff']}")
+    return 0
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

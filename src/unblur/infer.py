@@ -153,13 +153,15 @@ class Sharpener:
 
 
 def load_sharpener(weights: str | Path | None = None, model: str | None = None, device: str = "auto",
-                   fp32: bool = False, tile: int = 0, overlap: int = 32) -> tuple[Sharpener, Weights]:
-    """Load weights (the bundled default when ``weights`` is None) and wrap them in a :class:`Sharpener`."""
+                   fp32: bool = False, tile: int = 0, overlap: int = 32,
+                   backend: str = "auto") -> tuple[Sharpener, Weights]:
+    """Load weights (the bundled default when ``weights`` is None) and wrap them in a :class:`Sharpener`
+    running the fastest path for ``device`` (see :func:`unblur.device.inference_plan`)."""
     path = Path(weights) if weights is not None else default_weights_path()
     if path is None:
         raise FileNotFoundError(NO_WEIGHTS_MESSAGE)
     loaded = load_weights(path, model)
-    return Sharpener(loaded.build(), inference_plan(device, fp32=fp32), tile, overlap), loaded
+    return Sharpener(loaded.build(), inference_plan(device, fp32=fp32, backend=backend), tile, overlap), loaded
 
 
 def find_target(path: Path, target_dir: Path | None = None) -> Path | None:
