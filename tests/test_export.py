@@ -8,22 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from unblur.bench import bench_model
 from unblur.device import onnxruntime_available
-from unblur.models import MODELS, build_model, save_weights, weights_from_model
+from unblur.models import MODELS, save_weights, weights_from_model
 
 pytestmark = pytest.mark.skipif(not onnxruntime_available(), reason="needs unblur[onnx]")
-
-
-def random_model(name: str, seed: int = 0) -> torch.nn.Module:
-    """A model with random weights everywhere, including the heads that start at zero (identity models
-    would hide a broken export)."""
-    torch.manual_seed(seed)
-    model = build_model(name).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.02)
-    return model
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -32,7 +21,7 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
     name = request.param
     folder = tmp_path_factory.mktemp(f"export-{name}")
-    weights = save_weights(folder / "w.pth", weights_from_model(random_model(name), name))
+    weights = save_weights(folder / "w.pth", weights_from_model(bench_model(name), name))
     out = export_onnx(weights, folder / "onnx" / f"{name}.onnx")
     return name, weights, out
 
@@ -86,7 +75,7 @@ def test_onnx_sharpener_from_file_and_from_weights_agree_with_torch(exported: tu
 def test_a_failed_check_leaves_the_existing_file_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import unblur.export as export
 
-    weights = save_weights(tmp_path / "w.pth", weights_from_model(random_model("studentcnn_v3"), "studentcnn_v3"))
+    weights = save_weights(tmp_path / "w.pth", weights_from_model(bench_model("studentcnn_v3"), "studentcnn_v3"))
     out = tmp_path / "model.onnx"
     out.write_bytes(b"previous export")
 
@@ -103,9 +92,9 @@ def test_a_failed_check_leaves_the_existing_file_untouched(tmp_path: Path, monke
 def test_verify_rejects_a_graph_of_another_model() -> None:
     from unblur.export import onnx_bytes, verify_onnx
 
-    graph = onnx_bytes(random_model("studentcnn_v3", seed=1), check=False)
+    graph = onnx_bytes(bench_model("studentcnn_v3", seed=1), check=False)
     with pytest.raises(RuntimeError, match="differs from PyTorch"):
-        verify_onnx(graph, random_model("studentcnn_v3", seed=2))
+        verify_onnx(graph, bench_model("studentcnn_v3", seed=2))
 
 
 def test_missing_onnx_file_is_one_clear_error(tmp_path: Path) -> None:

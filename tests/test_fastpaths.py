@@ -15,26 +15,16 @@ import torch
 import torch.nn.functional as F
 
 import unblur.device as device_mod
+from unblur.bench import bench_model
 from unblur.device import ExecutionPlan, inference_plan, onnxruntime_available
 from unblur.infer import Sharpener
 from unblur.io import read_image
 from unblur.metrics import psnr
-from unblur.models import MODELS, build_model
+from unblur.models import MODELS
 from unblur.synth import sample_photos
 
 CPU = torch.device("cpu")
 needs_onnx = pytest.mark.skipif(not onnxruntime_available(), reason="needs unblur[onnx]")
-
-
-def random_model(name: str, seed: int = 0) -> torch.nn.Module:
-    """Random weights everywhere, including heads that start at zero (an identity model proves nothing)."""
-    torch.manual_seed(seed)
-    model = build_model(name).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.02)
-    return model
 
 
 def photo(h: int, w: int) -> torch.Tensor:
@@ -72,9 +62,9 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 def test_fast_path_agrees_with_eager_fp32(name: str, path: str, plan: ExecutionPlan, max_diff: float,
                                           pair: tuple[torch.Tensor, torch.Tensor]) -> None:
     blurry, sharp = pair
-    model = random_model(name)
+    model = bench_model(name)
     reference = Sharpener(model, ExecutionPlan(CPU))(blurry)
-    fast = Sharpener(random_model(name), plan)(blurry)
+    fast = Sharpener(bench_model(name), plan)(blurry)
     assert fast.shape == reference.shape and fast.dtype == torch.float32
     diff = float((fast - reference).abs().max())
     assert diff <= max_diff, f"{path}: max abs diff {diff:.2e} > {max_diff:.2e}"
@@ -89,7 +79,7 @@ def test_tiled_equals_untiled_on_a_megapixel_photo(name: str, max_diff: float) -
     UnblurNet sees further than 32 px; its far context is cut, and the seams must stay under 1/255."""
     image = motion_blur(photo(1000, 1000))
     plan = inference_plan("cpu")
-    model = random_model(name)
+    model = bench_model(name)
     whole = Sharpener(model, plan)(image)
     tiled = Sharpener(model, plan, tile=256)(image)
     assert tiled.shape == whole.shape == (3, 1000, 1000)
@@ -151,7 +141,7 @@ def test_onnx_plan_falls_back_to_pytorch_when_export_fails(monkeypatch: pytest.M
         raise RuntimeError("ONNX export failed: no exporter")
 
     monkeypatch.setattr(export, "cached_onnx_bytes", broken)
-    model = random_model("studentcnn_v3")
+    model = bench_model("studentcnn_v3")
     image = torch.rand(3, 20, 30)
     sharpener = Sharpener(model, ExecutionPlan(CPU, backend="onnxruntime"))
     with warnings.catch_warnings(record=True) as caught:
@@ -159,7 +149,7 @@ def test_onnx_plan_falls_back_to_pytorch_when_export_fails(monkeypatch: pytest.M
         result = sharpener(image)
     assert any("onnxruntime backend unavailable" in str(w.message) for w in caught)
     assert sharpener.plan.backend == "torch" and "onnxruntime" not in sharpener.plan.describe()
-    assert torch.allclose(result, Sharpener(random_model("studentcnn_v3"), ExecutionPlan(CPU))(image), atol=1e-5)
+    assert torch.allclose(result, Sharpener(bench_model("studentcnn_v3"), ExecutionPlan(CPU))(image), atol=1e-5)
 
 
 def test_a_sharpener_needs_a_model_or_a_runner() -> None:

@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from unblur import __version__
 from unblur.device import DEVICE_CHOICES
@@ -27,67 +27,29 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main"]
 
 
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+def _number(convert: Callable[[str], float], ok: Callable[[float], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse ``type`` that converts with ``convert`` and accepts values for which ``ok`` holds,
+    saying what was ``expected`` otherwise (non-numbers, NaN and infinities included)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
 
 
-def _float(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text, "a positive integer")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = _int(text, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
-def _any_int(text: str) -> int:
-    return _int(text, "an integer")
-
-
-def _positive_float(text: str) -> float:
-    value = _float(text, "a number > 0")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _float(text, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    value = _float(text, "a number in [0, 1]")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
-
-
-def _decay(text: str) -> float:
-    value = _float(text, "a decay in (0, 1) such as 0.999")
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a decay in (0, 1) such as 0.999, got {text}")
-    return value
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_any_int = _number(int, lambda v: True, "an integer")
+_positive_float = _number(float, lambda v: v > 0, "a number > 0")
+_non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+_unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+_decay = _number(float, lambda v: 0.0 < v < 1.0, "a decay in (0, 1) such as 0.999")
 
 
 def _size(text: str) -> tuple[int, int]:
