@@ -495,7 +495,7 @@ def test_atomic_write_replaces_on_success(tmp_path: Path) -> None:
         assert tmp.parent == tmp_path and tmp != target and tmp.suffix == ".pt" and tmp.exists()
         torch.save({"w": torch.arange(3)}, tmp)
         assert target.read_bytes() == b"old"  # nothing visible until the block ends
-    assert torch.equal(torch.load(target)["w"], torch.arange(3))
+    assert torch.equal(torch.load(target, weights_only=True)["w"], torch.arange(3))
     assert leftovers(tmp_path) == []
     with atomic_write(tmp_path / "arr.npy") as tmp:
         np.save(tmp, np.arange(4))  # would append ".npy" to a temp name without that suffix

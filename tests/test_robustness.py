@@ -527,7 +527,7 @@ class _Trap:
 
 def test_the_trap_really_runs_code_when_unpickled_unsafely(tmp_path):
     marker = tmp_path / "ran"
-    pickle.loads(pickle.dumps(_Trap(marker)))  # what torch.load(weights_only=False) would do
+    pickle.loads(pickle.dumps(_Trap(marker)))  # what an unrestricted unpickler (weights_only off) would do
     assert marker.exists()
 
 
