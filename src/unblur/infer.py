@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -286,23 +285,13 @@ class SharpenReport:
 
 
 def _list_inputs(inputs: Sequence[str | Path], report: SharpenReport, warn: Callable[[str], None]) -> list[Path]:
-    """:func:`list_images` item by item: a missing file or an empty glob among many is one failed input
-    (one line), not the end of the batch. Raises only when nothing at all is left to sharpen."""
-    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
-    paths: list[Path] = []
-    seen: set[str] = set()
-    for item in items:
-        try:
-            found = list_images([item])
-        except ImageError as exc:
-            report.failed.append((Path(str(item)), str(exc)))
-            warn(f"unblur: skipped: {exc}")
-            continue
-        for p in found:
-            key = os.path.normcase(os.path.abspath(p))
-            if key not in seen:
-                seen.add(key)
-                paths.append(p)
+    """The images to sharpen: a missing file or an empty glob among many is one failed input (one line),
+    not the end of the batch. Raises only when nothing at all is left to sharpen."""
+    unmatched: list[tuple[str, str]] = []
+    paths = list_images(inputs, unmatched=unmatched)
+    for item, reason in unmatched:
+        report.failed.append((Path(item), reason))
+        warn(f"unblur: skipped: {reason}")
     if not paths and report.failed:
         raise ImageError(f"nothing to sharpen: {report.failed[0][1]}"
                          + (f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""))

@@ -608,7 +608,8 @@ def _expand(item: str | Path, recursive: bool) -> list[Path]:
     return found
 
 
-def list_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:
+def list_images(inputs: Sequence[str | Path], recursive: bool = False,
+                unmatched: list[tuple[str, str]] | None = None) -> list[Path]:
     """Expand files, folders and glob patterns into image paths, de-duplicated, in input order.
 
     * a file is kept even with an unusual suffix (:func:`read_image` will say what is wrong with it);
@@ -618,14 +619,23 @@ def list_images(inputs: Sequence[str | Path], recursive: bool = False) -> list[P
       and the images of matching folders.
 
     A missing path raises ``ImageError("X: no such file or folder")``, a pattern without matches
-    ``ImageError("pattern 'P' matched nothing")`` (:class:`ImageError` is a ``ValueError``).
+    ``ImageError("pattern 'P' matched nothing")`` (:class:`ImageError` is a ``ValueError``). With an
+    ``unmatched`` list, such items are appended to it as ``(item, reason)`` instead and the others are
+    still listed: a batch command reports one bad argument in one line and goes on.
     """
     if isinstance(inputs, str | Path):
         inputs = [inputs]  # a lone string would otherwise be iterated character by character
     seen: set[str] = set()
     out: list[Path] = []
     for item in inputs:
-        for p in _expand(item, recursive):
+        try:
+            found = _expand(item, recursive)
+        except ImageError as exc:
+            if unmatched is None:
+                raise
+            unmatched.append((str(item), str(exc)))
+            continue
+        for p in found:
             key = os.path.normcase(os.path.abspath(p))
             if key not in seen:
                 seen.add(key)

@@ -502,20 +502,10 @@ def _warn_skip(reason: str, skipped: list[str]) -> None:
 
 def _list_sources(sources: Sequence[str | Path], skipped: list[str]) -> list[Path]:
     """:func:`list_images` item by item, so that one missing file or empty glob is skipped, not fatal."""
-    if isinstance(sources, str | Path):
-        sources = [sources]
-    files: list[Path] = []
-    seen: set[Path] = set()
-    for item in sources:
-        try:
-            found = list_images([item])
-        except ImageError as exc:
-            _warn_skip(str(exc), skipped)
-            continue
-        for f in found:
-            if f.resolve() not in seen:
-                seen.add(f.resolve())
-                files.append(f)
+    unmatched: list[tuple[str, str]] = []
+    files = list_images(sources, unmatched=unmatched)
+    for _, reason in unmatched:
+        _warn_skip(reason, skipped)
     return files
 
 
