@@ -89,3 +89,16 @@ def test_invalid_arguments():
         CombinedLoss(alpha=1.5)
     with pytest.raises(ValueError, match="shape"):
         CombinedLoss()(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+
+
+def test_zero_weight_terms_are_reported_but_give_no_gradient():
+    from unblur.losses import combined_loss
+
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 48, 48)
+    pred = torch.rand(2, 3, 48, 48, requires_grad=True)
+    terms = combined_loss(pred, target, alpha=1.0, edge_weight=0.0)
+    assert 0 < float(terms.ms_ssim) < 1 and float(terms.edge) > 0  # still logged
+    assert not terms.ms_ssim.requires_grad and not terms.edge.requires_grad
+    (grad,) = torch.autograd.grad(terms.total, pred)
+    torch.testing.assert_close(grad, 2 * (pred - target).detach() / pred.numel())  # d MSE / d pred, nothing else

@@ -201,3 +201,24 @@ def test_ddp_two_gloo_processes_train_and_write_once(tiny_gopro, tmp_path):
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 2
     assert not list(run.glob("*.tmp*"))
     shutil.rmtree(run)
+
+
+def test_warmup_and_cosine_learning_rate_factors():
+    from unblur.train import _lr_factor
+
+    assert [_lr_factor(4, 100, False, s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert _lr_factor(0, 100, False, 0) == 1.0  # no warm-up: full rate from the first step
+    assert _lr_factor(0, 100, True, 50) == pytest.approx(0.5)
+    assert _lr_factor(10, 100, True, 100) == pytest.approx(0.0)
+    assert _lr_factor(10, 100, True, 4) == pytest.approx(0.5 * 0.5 * (1 + torch.cos(torch.tensor(0.04 * torch.pi))))
+
+
+def test_repeat_draws_several_crops_per_pair_each_epoch(tiny_gopro, tmp_path):
+    # 6 training pairs, batch 2: 3 steps per epoch, 9 with --repeat 3 (one validation per 9 steps).
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--epochs", "1", "--repeat", "3",
+                 "--warmup", "2", "--lr", "1e-3", *TINY]) == 0
+    rows = _rows(run / "metrics.csv")
+    assert [r["step"] for r in rows] == ["9"]
+    assert float(rows[0]["lr"]) == pytest.approx(1e-3)  # warm-up over after 2 of the 9 steps
+    assert json.loads((run / "config.json").read_text())["repeat"] == 3

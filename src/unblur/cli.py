@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--ema", type=_decay, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
     p.add_argument("--cosine", action="store_true", help="cosine learning-rate schedule to zero")
+    p.add_argument("--warmup", type=_non_negative_int, metavar="STEPS",
+                   help="raise the learning rate linearly over this many first steps (default: 0)")
+    p.add_argument("--repeat", type=_positive_int, metavar="N",
+                   help="random crops of every training pair per epoch (default: 1)")
     p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
     p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
     p.add_argument("--teacher", type=Path, help="weights of a larger trained model to distil from")
@@ -256,8 +260,8 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
 
 
 _TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "lr", "alpha", "edge_weight",
-                "crop", "workers", "seed", "max_steps", "ema", "accum", "clip", "teacher", "distill_weight",
-                "nan_policy")
+                "crop", "workers", "seed", "max_steps", "ema", "warmup", "repeat", "accum", "clip", "teacher",
+                "distill_weight", "nan_policy")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

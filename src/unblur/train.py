@@ -42,6 +42,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from unblur.data import (
@@ -126,6 +127,8 @@ class TrainConfig:
     fp32: bool = False
     ema: float | None = None
     cosine: bool = False
+    warmup: int = 0
+    repeat: int = 1
     accum: int = 1
     clip: float | None = None
     teacher: str | None = None
@@ -185,8 +188,9 @@ class TrainConfig:
             text("model")
         expect("model_kwargs", isinstance(self.model_kwargs, dict), "a table of model settings")
         expect("input_kind", self.input_kind in ("blur_gamma", "blur"), "blur_gamma or blur")
-        for name in ("epochs", "batch_size", "accum"):
+        for name in ("epochs", "batch_size", "accum", "repeat"):
             integer(name, 1)
+        integer("warmup", 0)
         integer("crop", 16)
         integer("max_steps", 1, optional=True)
         integer("workers", 0, optional=True)
@@ -508,6 +512,20 @@ def _run_bytes(cfg: TrainConfig, model: nn.Module) -> int:
     return 2 * (checkpoint + weights) + (1 << 20)
 
 
+def _lr_factor(warmup: int, total_steps: int, cosine: bool, step: int) -> float:
+    """Multiplier of the base learning rate at ``step``: a linear warm-up over ``warmup`` steps, then
+    constant or a cosine decay to zero at ``total_steps``.
+
+    The warm-up matters for residual students whose head starts at zero: Adam's first steps move every
+    weight by about ``lr`` whatever the gradient's size, which at full rate throws the identity far
+    off before the gradients mean anything.
+    """
+    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if cosine:
+        factor *= 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    return factor
+
+
 def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], None],
            say: Callable[[str], None]) -> TrainResult:
     device = resolve_device(cfg.device)
@@ -564,7 +582,9 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         for i in range(len(images)):
             with contextlib.suppress(ImageError, DatasetError):  # SkipUnreadable reports the broken ones
                 images.preload([i])
-    dataset = SkipUnreadable(images)
+    dataset: Dataset = SkipUnreadable(images)
+    if cfg.repeat > 1:  # several random crops of every pair per epoch: fewer, longer epochs on small sets
+        dataset = ConcatDataset([dataset] * cfg.repeat)
     sampler = DistributedSampler(dataset, num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=ddp.world > 1)
     micro_batches = len(sampler) // cfg.batch_size
@@ -584,11 +604,8 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         model = model.to(memory_format=torch.channels_last)
     dtype = _autocast_dtype(device, cfg.fp32)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    if cfg.cosine:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(_lr_factor, cfg.warmup, total_steps,
+                                                                     cfg.cosine))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     ema = None
     if cfg.ema is not None:
