@@ -50,3 +50,53 @@ def test_residual_uses_the_dilated_convs_input():
 def test_unknown_model_name_lists_choices():
     with pytest.raises(ValueError, match="studentcnn_v3"):
         build_model("nope")
+
+
+def test_srgb_curves_are_the_standard_and_invert_each_other():
+    from unblur.models import linear_to_srgb, srgb_to_linear
+
+    x = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-12)
+    # IEC 61966-2-1 reference points: encoded 0.5 is 21.4 % linear light; the toe is linear
+    assert float(srgb_to_linear(torch.tensor(0.5, dtype=torch.float64))) == pytest.approx(0.21404, abs=1e-5)
+    assert float(srgb_to_linear(torch.tensor(0.02, dtype=torch.float64))) == pytest.approx(0.02 / 12.92)
+
+
+@pytest.mark.parametrize("window", [1, 3, 7, 31])
+def test_local_mean_matches_a_direct_window_average(window):
+    from unblur.models import local_mean
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 23, 37, dtype=torch.float64)
+    r = window // 2
+    expected = torch.empty_like(x)
+    for i in range(23):
+        for j in range(37):
+            expected[..., i, j] = x[..., max(0, i - r) : i + r + 1, max(0, j - r) : j + r + 1].mean(dim=(-2, -1))
+    assert torch.allclose(local_mean(x, window), expected, atol=1e-12)
+
+
+def test_unblurnet_starts_as_the_identity():
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.allclose(build_model("unblurnet")(x), x, atol=1e-6)
+        assert torch.allclose(build_model("unblurnet", linear_light=False)(x), x, atol=1e-6)
+
+
+def test_unblurnet_moves_light_but_neither_adds_nor_removes_it():
+    """Whatever the weights, the correction's local mean is taken out in linear light: on an image
+    smaller than the window (so the local mean is the image mean) and without clamping, the output
+    holds exactly the input's light, per channel."""
+    from unblur.models import srgb_to_linear
+
+    torch.manual_seed(0)
+    model = build_model("unblurnet").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)  # the head too, which starts at zero
+        x = 0.45 + 0.1 * torch.rand(2, 3, 64, 80)
+        y = model(x)
+    assert float((y - x).abs().max()) > 0.01  # it does change the image
+    light_in = srgb_to_linear(x.double()).mean(dim=(-2, -1))
+    light_out = srgb_to_linear(y.double()).mean(dim=(-2, -1))
+    torch.testing.assert_close(light_out, light_in, atol=1e-6, rtol=0)

@@ -217,8 +217,9 @@ def test_repeat_draws_several_crops_per_pair_each_epoch(tiny_gopro, tmp_path):
     # 6 training pairs, batch 2: 3 steps per epoch, 9 with --repeat 3 (one validation per 9 steps).
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--epochs", "1", "--repeat", "3",
-                 "--warmup", "2", "--lr", "1e-3", *TINY]) == 0
+                 "--warmup", "2", "--lr", "1e-3", "--val-limit", "1", *TINY]) == 0
     rows = _rows(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["9"]
     assert float(rows[0]["lr"]) == pytest.approx(1e-3)  # warm-up over after 2 of the 9 steps
-    assert json.loads((run / "config.json").read_text())["repeat"] == 3
+    config = json.loads((run / "config.json").read_text())
+    assert (config["repeat"], config["warmup"], config["val_limit"]) == (3, 2, 1)

@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raise the learning rate linearly over this many first steps (default: 0)")
     p.add_argument("--repeat", type=_positive_int, metavar="N",
                    help="random crops of every training pair per epoch (default: 1)")
+    p.add_argument("--val-limit", type=_non_negative_int, metavar="N",
+                   help="validate on at most N full frames, evenly spaced (default: 32; 0: all)")
     p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
     p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
     p.add_argument("--teacher", type=Path, help="weights of a larger trained model to distil from")
@@ -260,8 +262,8 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
 
 
 _TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "lr", "alpha", "edge_weight",
-                "crop", "workers", "seed", "max_steps", "ema", "warmup", "repeat", "accum", "clip", "teacher",
-                "distill_weight", "nan_policy")
+                "crop", "workers", "seed", "max_steps", "ema", "warmup", "repeat", "val_limit", "accum", "clip",
+                "teacher", "distill_weight", "nan_policy")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -156,10 +156,14 @@ def verify_onnx(graph: bytes | str | Path, model: nn.Module, shapes: Sequence[tu
     return worst
 
 
-def _weights_metadata(weights: Weights) -> dict[str, str]:
+def _weights_metadata(weights: Weights, net: nn.Module) -> dict[str, str]:
     import json
 
-    return {"unblur.model": weights.model, "unblur.model_kwargs": json.dumps(weights.model_kwargs, sort_keys=True)}
+    meta = {"unblur.model": weights.model, "unblur.model_kwargs": json.dumps(weights.model_kwargs, sort_keys=True)}
+    overlap = getattr(net, "tile_overlap", None)
+    if overlap is not None:  # a .onnx file has no model object to ask; Sharpener needs it for --tile
+        meta["unblur.tile_overlap"] = str(int(overlap))
+    return meta
 
 
 def export_onnx(weights_path: str | Path | None, out_path: str | Path, model: str | None = None,
@@ -172,7 +176,8 @@ def export_onnx(weights_path: str | Path | None, out_path: str | Path, model: st
     existing file untouched; read what was measured back with :func:`onnx_metadata`.
     """
     weights = _load(weights_path, model)
-    data = onnx_bytes(weights.build(), opset, _weights_metadata(weights))
+    net = weights.build()
+    data = onnx_bytes(net, opset, _weights_metadata(weights, net))
     out = Path(out_path)
     if out.parent != Path():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -290,9 +295,11 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
     if weights is not None and Path(weights).suffix.lower() == ".onnx":
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: ONNX file not found")
-        name = onnx_metadata(weights).get("unblur.model", Path(weights).stem)
+        meta = onnx_metadata(weights)
+        name = meta.get("unblur.model", Path(weights).stem)
         runner = OnnxRunner(weights, dev, memory_arena=tile == 0)
-        return Sharpener(None, plan, tile, overlap, runner=runner), name
+        min_overlap = int(meta.get("unblur.tile_overlap", "0"))
+        return Sharpener(None, plan, tile, overlap, runner=runner, min_overlap=min_overlap), name
     loaded = _load(weights, model)
     net = loaded.build()
     runner = OnnxRunner(cached_onnx_bytes(net), dev, memory_arena=tile == 0)

@@ -68,8 +68,11 @@ class Sharpener:
     a multiple of :attr:`ALIGN` pixels of the photo, so models that work on a coarser grid (UnblurNet
     folds 2×2 pixels and downsamples to 1/8) see the same grid in a tile as in the whole photo; with a
     receptive field wider than the overlap (UnblurNet's), only the far context is cut and the seams stay
-    below one 8-bit level at the default 32 px (tests/test_fastpaths.py). Tiles stream through the
-    network one by one, so memory is bounded by the tile size, not the photo size.
+    below one 8-bit level at the default 32 px (tests/test_fastpaths.py). A model that computes
+    something over a wider window sets ``tile_overlap`` (UnblurNet in linear light: the local mean of
+    its correction, 128 px), and the overlap is raised to it; ``min_overlap`` does the same for a
+    ``runner`` without a model (read from an ONNX file's metadata). Tiles stream through the network
+    one by one, so memory is bounded by the tile size, not the photo size.
 
     Engines: with ``plan.backend == "onnxruntime"`` the model is exported to ONNX in memory on first use
     (checked against PyTorch, cached per process) and run by :class:`unblur.export.OnnxRunner`; if that
@@ -81,14 +84,14 @@ class Sharpener:
     ALIGN = 8
 
     def __init__(self, model: nn.Module | None, plan: ExecutionPlan, tile: int = 0, overlap: int = 32,
-                 runner: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 runner: Callable[[torch.Tensor], torch.Tensor] | None = None, min_overlap: int = 0) -> None:
         if tile < 0 or overlap < 0:
             raise ValueError("tile and overlap must be >= 0")
         if model is None and runner is None:
             raise ValueError("a Sharpener needs a model or a runner")
         self.plan = plan
         self.tile = tile
-        self.overlap = overlap
+        self.overlap = max(overlap, min_overlap, int(getattr(model, "tile_overlap", 0)))
         self._runner = runner
         if model is not None:
             model = model.eval()
