@@ -102,3 +102,18 @@ def test_zero_weight_terms_are_reported_but_give_no_gradient():
     assert not terms.ms_ssim.requires_grad and not terms.edge.requires_grad
     (grad,) = torch.autograd.grad(terms.total, pred)
     torch.testing.assert_close(grad, 2 * (pred - target).detach() / pred.numel())  # d MSE / d pred, nothing else
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_per_image():
+    from unblur.losses import combined_loss, psnr_loss
+
+    torch.manual_seed(0)
+    target = torch.rand(3, 3, 40, 40, dtype=torch.float64)
+    pred = (target + 0.05 * torch.randn_like(target) * torch.tensor([1.0, 0.3, 0.1]).view(3, 1, 1, 1)).clamp(0, 1)
+    expected = -sum(10 * math.log10(1 / float(((pred[i] - target[i]) ** 2).mean())) for i in range(3)) / 3
+    assert float(psnr_loss(pred, target, eps=0)) == pytest.approx(expected, abs=1e-6)
+    terms = combined_loss(pred, target, alpha=1.0, edge_weight=0.0, pixel="psnr")
+    assert float(terms.total) == pytest.approx(expected, abs=2e-3)  # eps = 1e-8 against MSEs >= 2e-5
+    assert float(terms.mse) == pytest.approx(float(((pred - target) ** 2).mean()))
+    with pytest.raises(ValueError, match="mse, psnr"):
+        combined_loss(pred, target, pixel="l1")

@@ -183,6 +183,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert len(list(out.glob("*_compare.png"))) == 4
     printed = capsys.readouterr().out
     assert "blurry input" in printed and "unsharp mask" in printed and "Next:" in printed
+    assert "demo-trained (unblurnet)" in printed and "bundled (unblurnet)" in printed
+    bundled = json.loads((out / "eval_bundled" / "summary.json").read_text())
+    assert bundled["n_images"] == 4 and bundled["gain_psnr_db"] > 0  # the pretrained model sharpens unseen pairs
 
 
 def test_ddp_two_gloo_processes_train_and_write_once(tiny_gopro, tmp_path):
@@ -223,3 +226,25 @@ def test_repeat_draws_several_crops_per_pair_each_epoch(tiny_gopro, tmp_path):
     assert float(rows[0]["lr"]) == pytest.approx(1e-3)  # warm-up over after 2 of the 9 steps
     config = json.loads((run / "config.json").read_text())
     assert (config["repeat"], config["warmup"], config["val_limit"]) == (3, 2, 1)
+
+
+def test_init_starts_from_another_runs_ema_and_refuses_another_architecture(tiny_gopro, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(first), "--model", "unblurnet", "--ema", "0.5",
+                 "--max-steps", "2", "--lr", "1e-3", *TINY]) == 0
+    checkpoint = torch.load(first / "checkpoint.pt", weights_only=True)
+    ema = {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k != "n_averaged"}
+    second = tmp_path / "second"
+    # --max-steps 1 at lr 1e-9: the weights written are the init's, moved by at most ~1e-9
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(second), "--model", "unblurnet", "--init",
+                 str(first / "checkpoint.pt"), "--pixel-loss", "psnr", "--lr", "1e-9", "--max-steps", "1", *TINY]) == 0
+    assert "starting from the weights in" in capsys.readouterr().err
+    saved = load_weights(second / "sharpen_model.pth").state_dict
+    assert float(ema["head.weight"].abs().max()) > 0  # the first run did move the zero-initialized head
+    for key, value in ema.items():
+        torch.testing.assert_close(saved[key], value, atol=1e-6, rtol=0)
+    assert float(_rows(second / "metrics.csv")[-1]["train_loss"]) < 0  # -PSNR in dB
+    third = tmp_path / "third"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(third), "--init", str(first / "sharpen_model.pth"),
+                 "--max-steps", "1", *TINY]) == 1
+    assert "holds a 'unblurnet' model" in capsys.readouterr().err

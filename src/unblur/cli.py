@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: 1e-4)")
     p.add_argument("--alpha", type=_unit_float, help="MSE weight against 1-MS-SSIM (default: 0.8)")
     p.add_argument("--edge-weight", type=_non_negative_float, help="weight of the Sobel edge L1 term (default: 1.0)")
+    p.add_argument("--pixel-loss", choices=("mse", "psnr"),
+                   help="the alpha term: the seed's MSE, or -PSNR per image (log MSE; default: mse)")
     p.add_argument("--crop", type=_positive_int, help="training crop size in pixels (default: 256)")
     p.add_argument("--workers", type=_non_negative_int, help="DataLoader worker processes")
     p.add_argument("--seed", type=_non_negative_int, help="random seed (default: 0)")
@@ -147,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate on at most N full frames, evenly spaced (default: 32; 0: all)")
     p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
     p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
+    p.add_argument("--init", type=Path, metavar="W",
+                   help="start from these weights (a weights file, or another run's checkpoint.pt: its EMA)")
     p.add_argument("--teacher", type=Path, help="weights of a larger trained model to distil from")
     p.add_argument("--distill-weight", type=_non_negative_float, help="weight of the distillation term (default: 1.0)")
     p.add_argument("--cache", action="store_true", help="keep decoded images in memory")
@@ -263,7 +267,7 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
 
 _TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "lr", "alpha", "edge_weight",
                 "crop", "workers", "seed", "max_steps", "ema", "warmup", "repeat", "val_limit", "accum", "clip",
-                "teacher", "distill_weight", "nan_policy")
+                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

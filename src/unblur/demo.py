@@ -1,7 +1,8 @@
 """``unblur demo``: the whole workflow, offline, on the photos bundled with the package.
 
-Synthesize a small GoPro-style set, train a student briefly, score it against the blurry input and an
-unsharp mask, and write labelled Input | Output | Target comparisons and the loss curve. It is sized
+Synthesize a small GoPro-style set, train a student briefly, score it against the blurry input, an
+unsharp mask and the bundled pretrained model, and write labelled Input | Output | Target comparisons
+(made by the pretrained model when the package has one) and the loss curve. It is sized
 to finish in a few minutes on two CPU cores, which is far too little training for a good model: the
 point is to show every step working end to end on real files, and the printed table says honestly how
 far a few minutes get.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from unblur.data import find_pairs
 from unblur.evaluate import evaluate, format_table, write_report
-from unblur.infer import load_sharpener, sharpen_files
+from unblur.infer import default_weights_path, load_sharpener, sharpen_files
 from unblur.io import atomic_write
 from unblur.synth import sample_photos, synthesize
 from unblur.train import CURVE_NAME, TrainConfig, train
@@ -67,10 +68,20 @@ def run_demo(out: str | Path = "outputs_sharpen", device: str = "auto", steps: i
     pairs = find_pairs(data, "test")
     scores = evaluate(sharpener, pairs, progress=False)
     scores.info.update(data=str(data), split="test", model=weights.model, weights=str(result.weights))
-    table = format_table(scores, model_label=f"model ({weights.model})")
+    table = format_table(scores, model_label=f"demo-trained ({weights.model})")
     csv_path, json_path = write_report(scores, out / "eval")
+    # The weights bundled with unblur (hours of training, docs/MODEL_CARD.md) on the same unseen pairs:
+    # what a real model does, next to what the demo's minutes do. They also make the comparisons.
+    bundled = default_weights_path()
+    if bundled is not None:
+        sharpener, weights = load_sharpener(bundled, device=device)
+        pretrained = evaluate(sharpener, pairs, progress=False)
+        pretrained.info.update(data=str(data), split="test", model=weights.model, weights=str(bundled))
+        table += "\n" + format_table(pretrained, model_label=f"bundled ({weights.model})").split("\n")[-1]
+        write_report(pretrained, out / "eval_bundled")
+    who = "the bundled pretrained model" if bundled is not None else "the demo-trained model"
 
-    say("[4/4] writing Input | Output | Target comparisons")
+    say(f"[4/4] writing Input | Output | Target comparisons ({who})")
     inputs = [p.input for p in pairs]
     sharpened = sharpen_files(inputs, sharpener, out, progress=False, warn=say)
     curve = out / CURVE_NAME
@@ -80,13 +91,15 @@ def run_demo(out: str | Path = "outputs_sharpen", device: str = "auto", steps: i
     minutes = (time.perf_counter() - start) / 60
     print(f"\nunblur demo finished in {minutes:.1f} min. Scores on {len(pairs)} held-out pairs:\n{table}\n")
     print("Written:")
-    print(f"  {out}/*_compare.png      Input | Output | Target side by side ({len(sharpened.comparisons)} files)")
+    print(f"  {out}/*_compare.png      Input | Output | Target side by side, by {who} "
+          f"({len(sharpened.comparisons)} files)")
     print(f"  {out}/*.png              the sharpened images ({len(sharpened.written)} files)")
     print(f"  {curve}          train/validation loss and PSNR per epoch")
     print(f"  {csv_path}, {json_path}")
     print(f"  {run}/               weights (sharpen_model.pth), checkpoint, metrics.csv, config.json")
     print(f"  {data}/              the synthesized GoPro-style pairs")
     print("Next:")
+    print("  unblur sharpen photo.jpg                 # the bundled pretrained model")
     print("  unblur sharpen photo.jpg --weights", run / "sharpen_model.pth")
     print("  unblur train --data /path/to/GOPRO_Large --out runs/v3      # the seed's recipe (a GPU helps)")
     print("  torchrun --nproc_per_node=4 -m unblur train --data /path/to/GOPRO_Large --out runs/v3-ddp")

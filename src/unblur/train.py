@@ -66,7 +66,7 @@ from unblur.data import (
 from unblur.device import resolve_device
 from unblur.evaluate import score
 from unblur.io import ImageError, atomic_write, remove_stale_temps
-from unblur.losses import CombinedLoss
+from unblur.losses import PIXEL_LOSSES, CombinedLoss
 from unblur.metrics import psnr
 from unblur.models import (
     DEFAULT_MODEL,
@@ -119,6 +119,7 @@ class TrainConfig:
     lr: float = 1e-4
     alpha: float = 0.8
     edge_weight: float = 1.0
+    pixel_loss: str = "mse"
     crop: int = 256
     workers: int | None = None
     seed: int = 0
@@ -131,6 +132,7 @@ class TrainConfig:
     repeat: int = 1
     accum: int = 1
     clip: float | None = None
+    init: str | None = None
     teacher: str | None = None
     distill_weight: float = 1.0
     cache: bool = False
@@ -178,7 +180,7 @@ class TrainConfig:
             problems.append("data: a dataset folder is required (--data DIR)")
         else:
             text("data")
-        for name in ("out", "val_data", "teacher"):
+        for name in ("out", "val_data", "teacher", "init"):
             text(name, optional=True)
         for name in ("split", "val_split", "device"):
             text(name)
@@ -207,8 +209,11 @@ class TrainConfig:
         for name in ("fp32", "cosine", "cache", "progress"):
             expect(name, isinstance(getattr(self, name), bool), "true or false")
         expect("nan_policy", self.nan_policy in ("skip", "stop"), "skip or stop")
+        expect("pixel_loss", self.pixel_loss in PIXEL_LOSSES, " or ".join(PIXEL_LOSSES))
         if isinstance(self.teacher, str) and self.teacher and not Path(self.teacher).is_file():
             problems.append(f"teacher: weights file {self.teacher} not found")
+        if isinstance(self.init, str) and self.init and not Path(self.init).is_file():
+            problems.append(f"init: weights file or checkpoint {self.init} not found")
         if problems:
             raise ValueError("invalid training settings: " + "; ".join(problems))
 
@@ -426,7 +431,7 @@ def _autocast_dtype(device: torch.device, fp32: bool) -> torch.dtype | None:
 
 @torch.inference_mode()
 def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: torch.dtype | None,
-              channels_last: bool, alpha: float, edge_weight: float,
+              channels_last: bool, alpha: float, edge_weight: float, pixel: str,
               broken: Callable[[str], None]) -> dict[str, float]:
     """Mean combined loss, PSNR and SSIM over full validation frames, and the PSNR of the blurry input
     itself for reference; undecodable frames go to ``broken``."""
@@ -445,7 +450,7 @@ def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: 
         tgt = to_device_float(tgt_u8.unsqueeze(0), device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             pred = model(inp)
-        s = score(pred.float().clamp(0, 1).contiguous(), tgt, alpha, edge_weight)
+        s = score(pred.float().clamp(0, 1).contiguous(), tgt, alpha, edge_weight, pixel)
         values["val_loss"].append(s.loss)
         values["val_psnr"].append(s.psnr)
         values["val_ssim"].append(s.ssim)
@@ -504,6 +509,25 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def _init_weights(path: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The state_dict to start from: a weights file of the same architecture and settings, or another
+    run's ``checkpoint.pt`` (its EMA weights when it kept them, else its model), to fine-tune a trained
+    model on new data or continue it under another loss."""
+    payload = safe_load(path, "init weights")
+    if isinstance(payload, dict) and payload.keys() >= _CHECKPOINT_KEYS:
+        state = payload.get("ema", payload["model"])
+        saved = json.loads(payload.get("config", "{}"))
+        model, kwargs = saved.get("model", cfg.model), saved.get("model_kwargs", {})
+    else:
+        weights = load_weights(path, cfg.model)
+        state, model, kwargs = weights.state_dict, weights.model, weights.model_kwargs
+    if (model, kwargs) != (cfg.model, cfg.model_kwargs):
+        raise TrainingError(f"{path}: holds a {model!r} model with settings {kwargs}, not the {cfg.model!r} with "
+                            f"settings {cfg.model_kwargs} this run trains")
+    state = {k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"}
+    return {k.removeprefix("_orig_mod."): v for k, v in state.items()}
+
+
 def _run_bytes(cfg: TrainConfig, model: nn.Module) -> int:
     """A low estimate of the disk space a run needs: the checkpoint (weights, Adam's two moments, the EMA)
     and the weights file, each twice while the new copy is written next to the old, plus the small files."""
@@ -541,6 +565,9 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         raise FileExistsError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
 
     model = build_model(cfg.model, **cfg.model_kwargs)
+    if cfg.init is not None and checkpoint is None:  # on --resume the checkpoint's weights win
+        model.load_state_dict(_init_weights(Path(cfg.init), cfg))
+        info(f"starting from the weights in {cfg.init}")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     train_pairs, val_pairs, val_source = _split_data(cfg)
@@ -616,7 +643,7 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         teacher = load_weights(cfg.teacher).build().to(device).eval().requires_grad_(False)
         if channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
-    loss_fn = CombinedLoss(cfg.alpha, cfg.edge_weight)
+    loss_fn = CombinedLoss(cfg.alpha, cfg.edge_weight, cfg.pixel_loss)
 
     step, epoch, batch_in_epoch, skipped_steps = 0, 0, 0, 0
     history: list[dict[str, Any]] = []
@@ -753,7 +780,7 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         if ddp.main:
             eval_model = ema.module if ema is not None else model
             row.update(_validate(eval_model, val_pairs, device, dtype, channels_last, cfg.alpha, cfg.edge_weight,
-                                 lambda line: skip_broken(line, "left out of validation")))
+                                 cfg.pixel_loss, lambda line: skip_broken(line, "left out of validation")))
             row["skipped_pairs"] = len(skipped)
             history.append(row)
             if row["val_psnr"] > best_psnr:
