@@ -96,6 +96,8 @@ def run_demo(out: str | Path = "outputs_sharpen", device: str = "auto", steps: i
     print(f"  {out}/*.png              the sharpened images ({len(sharpened.written)} files)")
     print(f"  {curve}          train/validation loss and PSNR per epoch")
     print(f"  {csv_path}, {json_path}")
+    if bundled is not None:
+        print(f"  {out}/eval_bundled/         the same scores for the bundled pretrained model")
     print(f"  {run}/               weights (sharpen_model.pth), checkpoint, metrics.csv, config.json")
     print(f"  {data}/              the synthesized GoPro-style pairs")
     print("Next:")
