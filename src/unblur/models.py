@@ -167,8 +167,8 @@ class UnblurNet(nn.Module):
         self.linear_light = linear_light
         self.mean_window = mean_window
         # Context a tile needs on each side to match the whole image (see unblur.infer.Sharpener): the
-        # correction's local mean reaches mean_window // 2 pixels away; the U-Net's far context is cut
-        # at 32 px, which costs less than one 8-bit level.
+        # correction's local mean reaches mean_window // 2 pixels away. The U-Net sees further still;
+        # cutting that far context costs less than one 8-bit level (tests/test_fastpaths.py).
         self.tile_overlap = max(32, mean_window // 2 + 1) if linear_light else 32
         c1, c2, c3 = widths
         self.stem = nn.Conv2d(12, c1, 3, padding=1)
