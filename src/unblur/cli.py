@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from unblur import __version__
 from unblur.device import DEVICE_CHOICES
+from unblur.losses import PIXEL_LOSSES
 
 if TYPE_CHECKING:
     from unblur.train import TrainConfig
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: 1e-4)")
     p.add_argument("--alpha", type=_unit_float, help="MSE weight against 1-MS-SSIM (default: 0.8)")
     p.add_argument("--edge-weight", type=_non_negative_float, help="weight of the Sobel edge L1 term (default: 1.0)")
-    p.add_argument("--pixel-loss", choices=("mse", "psnr"),
+    p.add_argument("--pixel-loss", choices=PIXEL_LOSSES,
                    help="the alpha term: the seed's MSE, or -PSNR per image (log MSE; default: mse)")
     p.add_argument("--crop", type=_positive_int, help="training crop size in pixels (default: 256)")
     p.add_argument("--workers", type=_non_negative_int, help="DataLoader worker processes")

@@ -76,8 +76,11 @@ def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> to
     losing dB where there was little blur to remove. The logarithm gives every image equal weight in
     dB (NAFNet trains on GoPro with this loss).
     """
-    mse = (pred - target).square().flatten(1).mean(dim=1)
-    return (10.0 / math.log(10.0)) * torch.log(mse + eps).mean()
+    return _minus_psnr((pred - target).square().flatten(1).mean(dim=1), eps)
+
+
+def _minus_psnr(per_image_mse: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return (10.0 / math.log(10.0)) * torch.log(per_image_mse + eps).mean()
 
 
 @dataclass(frozen=True)
@@ -112,14 +115,15 @@ def combined_loss(
         )
     dtype = torch.promote_types(pred.dtype, torch.float32)  # float32 at least, also under autocast
     pred, target = pred.to(dtype), target.to(dtype)
-    mse = F.mse_loss(pred, target)
+    per_image = (pred - target).square().flatten(1).mean(dim=1)
+    mse = per_image.mean()  # images of one batch have one size: the mean of means is the MSE
     # A term with weight 0 is still reported, but kept out of the graph: MS-SSIM's backward pass is a
     # sixth of a small student's CPU training step.
     with torch.set_grad_enabled(torch.is_grad_enabled() and alpha < 1.0):
         sim = ms_ssim_any_size(pred, target)
     with torch.set_grad_enabled(torch.is_grad_enabled() and edge_weight > 0.0):
         edge = F.l1_loss(sobel_magnitude(pred), sobel_magnitude(target))
-    first = psnr_loss(pred, target) if pixel == "psnr" else mse
+    first = _minus_psnr(per_image) if pixel == "psnr" else mse
     total = alpha * first + (1.0 - alpha) * (1.0 - sim) + edge_weight * edge
     return LossTerms(total=total, mse=mse, ms_ssim=sim, edge=edge)
 

@@ -27,6 +27,7 @@ __all__ = [
     "UnblurNet",
     "Weights",
     "build_model",
+    "clean_state_dict",
     "count_macs_per_pixel",
     "count_parameters",
     "linear_to_srgb",
@@ -166,10 +167,6 @@ class UnblurNet(nn.Module):
             raise ValueError(f"mean_window must be a positive odd number of pixels, got {mean_window}")
         self.linear_light = linear_light
         self.mean_window = mean_window
-        # Context a tile needs on each side to match the whole image (see unblur.infer.Sharpener): the
-        # correction's local mean reaches mean_window // 2 pixels away. The U-Net sees further still;
-        # cutting that far context costs less than one 8-bit level (tests/test_fastpaths.py).
-        self.tile_overlap = max(32, mean_window // 2 + 1) if linear_light else 32
         c1, c2, c3 = widths
         self.stem = nn.Conv2d(12, c1, 3, padding=1)
         self.enc1 = nn.Sequential(*[_ResBlock(c1) for _ in range(blocks[0])])
@@ -184,6 +181,13 @@ class UnblurNet(nn.Module):
         self.head = nn.Conv2d(c1, 12, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+
+    @property
+    def tile_overlap(self) -> int:
+        """Context a tile needs on each side to match the whole image (see :class:`unblur.infer.Sharpener`):
+        the correction's local mean reaches ``mean_window // 2`` pixels away. The U-Net sees further
+        still; cutting that far context costs less than one 8-bit level (tests/test_fastpaths.py)."""
+        return max(32, self.mean_window // 2 + 1) if self.linear_light else 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -282,7 +286,7 @@ class Weights:
         return model
 
 
-def _clean_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def clean_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the prefixes DistributedDataParallel (``module.``) and torch.compile (``_orig_mod.``) add."""
     cleaned = {}
     for key, value in state_dict.items():
@@ -297,7 +301,7 @@ def weights_from_model(model: nn.Module, name: str, model_kwargs: dict[str, Any]
                        meta: dict[str, Any] | None = None) -> Weights:
     """Snapshot a model's tensors (on the CPU, detached) together with how to rebuild it."""
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    return Weights(name, dict(model_kwargs or {}), _clean_state_dict(state), dict(meta or {}))
+    return Weights(name, dict(model_kwargs or {}), clean_state_dict(state), dict(meta or {}))
 
 
 def save_weights(path: str | Path, weights: Weights) -> Path:
@@ -355,9 +359,9 @@ def load_weights(path: str | Path, model: str | None = None) -> Weights:
         if model is not None and model != recorded:
             raise ValueError(f"{path}: holds a {recorded!r} model, not {model!r}")
         weights = Weights(recorded, dict(payload.get("model_kwargs", {})),
-                          _clean_state_dict(payload["state_dict"]), dict(payload.get("meta", {})))
+                          clean_state_dict(payload["state_dict"]), dict(payload.get("meta", {})))
     elif payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
-        weights = Weights(model or DEFAULT_MODEL, {}, _clean_state_dict(payload), {})
+        weights = Weights(model or DEFAULT_MODEL, {}, clean_state_dict(payload), {})
     else:
         raise ValueError(f"{path}: neither an unblur weights file nor a plain state_dict")
     if weights.model not in MODELS:

@@ -72,6 +72,7 @@ from unblur.models import (
     DEFAULT_MODEL,
     MODELS,
     build_model,
+    clean_state_dict,
     count_parameters,
     load_weights,
     safe_load,
@@ -524,8 +525,7 @@ def _init_weights(path: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     if (model, kwargs) != (cfg.model, cfg.model_kwargs):
         raise TrainingError(f"{path}: holds a {model!r} model with settings {kwargs}, not the {cfg.model!r} with "
                             f"settings {cfg.model_kwargs} this run trains")
-    state = {k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"}
-    return {k.removeprefix("_orig_mod."): v for k, v in state.items()}
+    return clean_state_dict({k: v for k, v in state.items() if k != "n_averaged"})  # EMA's step counter
 
 
 def _run_bytes(cfg: TrainConfig, model: nn.Module) -> int:
