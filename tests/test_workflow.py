@@ -16,7 +16,7 @@ from PIL import Image
 
 from unblur.cli import main
 from unblur.infer import Sharpener, load_sharpener, output_paths
-from unblur.models import StudentCNNv3, load_weights
+from unblur.models import StudentCNNv3, build_model, load_weights, save_weights, weights_from_model
 from unblur.train import TrainConfig, train
 
 TINY = ["--crop", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu"]
@@ -95,6 +95,18 @@ def test_opt_in_training_extras_run(tiny_gopro, tmp_path):
     result = train(cfg, log=lambda _: None)
     assert result.steps == 2
     assert float(result.history[-1]["train_distill"]) >= 0
+
+
+def test_distillation_scores_the_student_against_the_teacher(tiny_gopro, tmp_path):
+    """The distillation term is the run's loss against the teacher's output: zero when the teacher is the
+    student's own starting point (an untrained unblurnet is the identity), while the same student's loss
+    against the sharp frames is not."""
+    teacher = save_weights(tmp_path / "identity.pth", weights_from_model(build_model("unblurnet"), "unblurnet"))
+    cfg = TrainConfig(data=str(tiny_gopro), out=str(tmp_path / "run"), model="unblurnet", crop=48, workers=0,
+                      max_steps=1, batch_size=2, teacher=str(teacher), progress=False)
+    row = train(cfg, log=lambda _: None).history[-1]
+    assert abs(float(row["train_distill"])) < 1e-4
+    assert float(row["train_loss"]) > 1e-3
 
 
 def test_eval_prints_model_and_baselines(tiny_gopro, tmp_path, capsys):

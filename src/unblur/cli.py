@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, metavar="W",
                    help="start from these weights (a weights file, or another run's checkpoint.pt: its EMA)")
     p.add_argument("--teacher", type=Path, help="weights of a larger trained model to distil from")
-    p.add_argument("--distill-weight", type=_non_negative_float, help="weight of the distillation term (default: 1.0)")
+    p.add_argument("--distill-weight", type=_non_negative_float,
+                   help="weight of the same loss against the teacher's output (default: 1.0, as the sharp frame)")
     p.add_argument("--cache", action="store_true", help="keep decoded images in memory")
     p.add_argument("--nan", dest="nan_policy", choices=("skip", "stop"),
                    help="on a NaN/Inf loss: skip the step or stop (default: skip)")

@@ -1,7 +1,8 @@
 """Training a student: the seed's recipe by default, on one GPU, several (``torchrun``), or the CPU.
 
-:func:`train` reads pairs with :mod:`unblur.data`, optimizes :class:`unblur.losses.CombinedLoss` (plus a
-distillation term when a teacher is given) and writes everything into one run folder:
+:func:`train` reads pairs with :mod:`unblur.data`, optimizes :class:`unblur.losses.CombinedLoss` (plus,
+with a teacher, ``distill_weight`` times the same loss against the teacher's output) and writes
+everything into one run folder:
 
 * ``sharpen_model.pth``: the weights that scored best on validation (PSNR), as an unblur weights file
   (a state_dict plus the model name and settings; loads with ``torch.load(weights_only=True)``);
@@ -48,7 +49,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
@@ -66,7 +66,7 @@ from unblur.data import (
 from unblur.device import resolve_device
 from unblur.evaluate import score
 from unblur.io import ImageError, atomic_write, remove_stale_temps
-from unblur.losses import PIXEL_LOSSES, CombinedLoss
+from unblur.losses import PIXEL_LOSSES, CombinedLoss, combined_loss
 from unblur.metrics import psnr
 from unblur.models import (
     DEFAULT_MODEL,
@@ -718,12 +718,20 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
             tgt = to_device_float(tgt_u8, device, channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 pred = net(inp)
-                distill = torch.zeros((), device=device)
+                teacher_out = None
                 if teacher is not None:
                     with torch.no_grad():
                         teacher_out = teacher(inp)
-                    distill = F.l1_loss(pred.float(), teacher_out.float())
-            loss = loss_fn(pred, tgt) + cfg.distill_weight * distill
+            loss = loss_fn(pred, tgt)
+            terms = loss_fn.last
+            distill = torch.zeros((), device=device)
+            if teacher_out is not None:
+                # The teacher's output is a second target, scored by the same loss as the sharp frame, so
+                # distill_weight is a ratio free of units (1: the teacher counts as much as the ground
+                # truth) whatever the pixel loss; an L1 term would be negligible beside -PSNR's gradients
+                # and overwhelming beside MSE's.
+                distill = combined_loss(pred, teacher_out, cfg.alpha, cfg.edge_weight, cfg.pixel_loss).total
+                loss = loss + cfg.distill_weight * distill
             finite = torch.isfinite(loss.detach()).float()
             if ddp.world > 1:  # every process must skip together, or DDP's gradient all-reduce would hang
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
@@ -741,7 +749,6 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
                 continue
             scaler.scale(loss / cfg.accum).backward()
             batch_in_epoch += 1
-            terms = loss_fn.last
             assert terms is not None
             sums += torch.stack([loss, terms.mse, terms.ms_ssim, terms.edge, distill]).detach().float()
             seen += 1
