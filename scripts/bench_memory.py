@@ -8,6 +8,7 @@ mark, which includes everything the child touched: interpreter, torch, onnxrunti
 
     .venv/bin/python scripts/bench_memory.py --tile 512            # 24 MP, studentcnn_v3: minutes on 2 cores
     .venv/bin/python scripts/bench_memory.py --megapixels 1 --tile 256   # a quick check
+    .venv/bin/python scripts/bench_memory.py --model unblurnet --backend onnx  # the AVX2 CPUs' default
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ CHILD = """
 import json, sys, time
 import torch
 from unblur.infer import load_sharpener, sharpen_files
-photo, weights, out, tile, fp32 = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
+photo, weights, out, tile, fp32, backend = sys.argv[1:4] + [int(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]]
 t0 = time.perf_counter()
-sharpener, _ = load_sharpener(weights, device="cpu", fp32=fp32, tile=tile)
+sharpener, _ = load_sharpener(weights, device="cpu", fp32=fp32, tile=tile, backend=backend)
 report = sharpen_files([photo], sharpener, out, progress=False)
 print(json.dumps({"seconds": time.perf_counter() - t0, "plan": sharpener.plan.describe(),
                   "written": [str(p) for p in report.written], "failed": [str(f) for f in report.failed],
@@ -55,6 +56,8 @@ def main() -> int:
     parser.add_argument("--megapixels", type=float, default=24.0)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--fp32", action="store_true", help="the reference path instead of the default plan")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                        help="force an engine, e.g. onnx: what CPUs without native bf16 run by default")
     args = parser.parse_args()
 
     import torch
@@ -70,7 +73,7 @@ def main() -> int:
         t0 = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", CHILD, str(photo), str(weights), str(folder / "out"), str(args.tile),
-             "1" if args.fp32 else "0"],
+             "1" if args.fp32 else "0", args.backend],
             capture_output=True, text=True, check=False,
         )
         wall = time.perf_counter() - t0
