@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Knowledge distillation, measured (docs/results.md): one small student trained from scratch with the
+# same data, seed and settings, alone and with the bundled model as its teacher (and alone with MSE
+# instead of -PSNR, a control), then all scored on the quality benchmark.
+#
+#   scripts/distill_compare.sh   # about 50 min on 2 CPU cores for the two runs side by side, 30 for the control
+#
+# Teacher: src/unblur/weights/default.pth (unblurnet, 889k parameters, 40k MACs per pixel), trained by
+# unblur itself (scripts/train_default.sh). Student: unblurnet at a quarter of the widths (16, 32, 48):
+# 224k parameters, 10k MACs per pixel. Training data: the set scripts/train_default.sh synthesizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-data/synth23}
+RUNS=${RUNS:-runs}
+UNBLUR=${UNBLUR:-.venv/bin/unblur}
+TEACHER=${TEACHER:-src/unblur/weights/default.pth}
+
+if [ ! -d "$DATA/train" ]; then
+  echo "no training set in $DATA: make it with the synth step of scripts/train_default.sh" >&2
+  exit 1
+fi
+mkdir -p "$RUNS"
+config="$RUNS/distill-student.toml"
+printf 'model = "unblurnet"\nmodel_kwargs = { widths = [16, 32, 48] }\n' > "$config"
+COMMON=(--data "$DATA" --config "$config" --pixel-loss psnr --alpha 1 --edge-weight 0 --lr 2e-4 --warmup 200
+        --ema 0.999 --batch-size 8 --crop 192 --repeat 20 --val-limit 10 --epochs 200 --max-steps 6000
+        --cache --workers 0 --device cpu)
+# One thread each, side by side: on 2 cores that is faster than one run after the other.
+OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --out "$RUNS/student-plain" &
+plain=$!
+OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --teacher "$TEACHER" --distill-weight 1 --out "$RUNS/student-kd1"
+wait "$plain"  # a failed run stops the script (set -e)
+# Control: the same student alone with MSE instead of -PSNR. Its validation only fell, so its best
+# weights are those of its first epoch: its last EMA weights (from checkpoint.pt) are scored too.
+"$UNBLUR" train "${COMMON[@]/psnr/mse}" --out "$RUNS/student-plain-mse"
+mkdir -p "$RUNS/student-plain-mse-last"
+"$(dirname "$UNBLUR")/python" - "$RUNS/student-plain-mse" "$RUNS/student-plain-mse-last/sharpen_model.pth" <<'PY'
+import sys
+import torch
+from unblur.models import Weights, clean_state_dict, save_weights
+checkpoint = torch.load(f"{sys.argv[1]}/checkpoint.pt", map_location="cpu", weights_only=True)
+state = clean_state_dict({k: v for k, v in checkpoint["ema"].items() if k != "n_averaged"})
+save_weights(sys.argv[2], Weights("unblurnet", {"widths": [16, 32, 48]}, state))
+PY
+scripts/quality_benchmark.sh "$RUNS"/student-{plain,kd1,plain-mse,plain-mse-last}/sharpen_model.pth
