@@ -22,17 +22,18 @@ fi
 mkdir -p "$RUNS"
 config="$RUNS/distill-student.toml"
 printf 'model = "unblurnet"\nmodel_kwargs = { widths = [16, 32, 48] }\n' > "$config"
-COMMON=(--data "$DATA" --config "$config" --pixel-loss psnr --alpha 1 --edge-weight 0 --lr 2e-4 --warmup 200
+COMMON=(--data "$DATA" --config "$config" --alpha 1 --edge-weight 0 --lr 2e-4 --warmup 200
         --ema 0.999 --batch-size 8 --crop 192 --repeat 20 --val-limit 10 --epochs 200 --max-steps 6000
         --cache --workers 0 --device cpu)
 # One thread each, side by side: on 2 cores that is faster than one run after the other.
-OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --out "$RUNS/student-plain" &
+OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --pixel-loss psnr --out "$RUNS/student-plain" &
 plain=$!
-OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --teacher "$TEACHER" --distill-weight 1 --out "$RUNS/student-kd1"
+OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --pixel-loss psnr --teacher "$TEACHER" --distill-weight 1 \
+  --out "$RUNS/student-kd1"
 wait "$plain"  # a failed run stops the script (set -e)
 # Control: the same student alone with MSE instead of -PSNR. Its validation only fell, so its best
 # weights are those of its first epoch: its last EMA weights (from checkpoint.pt) are scored too.
-"$UNBLUR" train "${COMMON[@]/psnr/mse}" --out "$RUNS/student-plain-mse"
+OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --pixel-loss mse --out "$RUNS/student-plain-mse"
 mkdir -p "$RUNS/student-plain-mse-last"
 "$(dirname "$UNBLUR")/python" - "$RUNS/student-plain-mse" "$RUNS/student-plain-mse-last/sharpen_model.pth" <<'PY'
 import sys
