@@ -35,12 +35,6 @@ wait "$plain"  # a failed run stops the script (set -e)
 # weights are those of its first epoch: its last EMA weights (from checkpoint.pt) are scored too.
 OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --pixel-loss mse --out "$RUNS/student-plain-mse"
 mkdir -p "$RUNS/student-plain-mse-last"
-"$(dirname "$UNBLUR")/python" - "$RUNS/student-plain-mse" "$RUNS/student-plain-mse-last/sharpen_model.pth" <<'PY'
-import sys
-import torch
-from unblur.models import Weights, clean_state_dict, save_weights
-checkpoint = torch.load(f"{sys.argv[1]}/checkpoint.pt", map_location="cpu", weights_only=True)
-state = clean_state_dict({k: v for k, v in checkpoint["ema"].items() if k != "n_averaged"})
-save_weights(sys.argv[2], Weights("unblurnet", {"widths": [16, 32, 48]}, state))
-PY
+"$(dirname "$UNBLUR")/python" -c 'import sys; from unblur.models import save_weights; from unblur.train import checkpoint_weights
+save_weights(sys.argv[2], checkpoint_weights(sys.argv[1]))' "$RUNS/student-plain-mse/checkpoint.pt" "$RUNS/student-plain-mse-last/sharpen_model.pth"
 scripts/quality_benchmark.sh "$RUNS"/student-{plain,kd1,plain-mse,plain-mse-last}/sharpen_model.pth

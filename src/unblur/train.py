@@ -71,6 +71,7 @@ from unblur.metrics import psnr
 from unblur.models import (
     DEFAULT_MODEL,
     MODELS,
+    Weights,
     build_model,
     clean_state_dict,
     count_parameters,
@@ -81,7 +82,7 @@ from unblur.models import (
 )
 from unblur.preflight import check_free_space, ensure_writable_folder, refuse_inside
 
-__all__ = ["TrainConfig", "TrainResult", "load_config", "train"]
+__all__ = ["TrainConfig", "TrainResult", "checkpoint_weights", "load_config", "train"]
 
 WEIGHTS_NAME = "sharpen_model.pth"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -510,22 +511,30 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def checkpoint_weights(path: str | Path, payload: dict[str, Any] | None = None, model: str = DEFAULT_MODEL) -> Weights:
+    """The weights in a run's ``checkpoint.pt`` (its EMA weights when it kept them, else its model), with
+    the architecture its config records (``model`` if it records none): to score or ship a run's latest
+    weights, not only its best. ``payload`` is the checkpoint when the caller has read it already."""
+    payload = safe_load(Path(path), "checkpoint") if payload is None else payload
+    saved = json.loads(payload.get("config", "{}"))
+    state = payload.get("ema", payload["model"])
+    return Weights(saved.get("model", model), saved.get("model_kwargs", {}),
+                   clean_state_dict({k: v for k, v in state.items() if k != "n_averaged"}))  # EMA's step counter
+
+
 def _init_weights(path: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     """The state_dict to start from: a weights file of the same architecture and settings, or another
-    run's ``checkpoint.pt`` (its EMA weights when it kept them, else its model), to fine-tune a trained
-    model on new data or continue it under another loss."""
+    run's ``checkpoint.pt`` (:func:`checkpoint_weights`), to fine-tune a trained model on new data or
+    continue it under another loss."""
     payload = safe_load(path, "init weights")
     if isinstance(payload, dict) and payload.keys() >= _CHECKPOINT_KEYS:
-        state = payload.get("ema", payload["model"])
-        saved = json.loads(payload.get("config", "{}"))
-        model, kwargs = saved.get("model", cfg.model), saved.get("model_kwargs", {})
+        weights = checkpoint_weights(path, payload, model=cfg.model)
     else:
         weights = load_weights(path, cfg.model)
-        state, model, kwargs = weights.state_dict, weights.model, weights.model_kwargs
-    if (model, kwargs) != (cfg.model, cfg.model_kwargs):
-        raise TrainingError(f"{path}: holds a {model!r} model with settings {kwargs}, not the {cfg.model!r} with "
-                            f"settings {cfg.model_kwargs} this run trains")
-    return clean_state_dict({k: v for k, v in state.items() if k != "n_averaged"})  # EMA's step counter
+    if (weights.model, weights.model_kwargs) != (cfg.model, cfg.model_kwargs):
+        raise TrainingError(f"{path}: holds a {weights.model!r} model with settings {weights.model_kwargs}, not the "
+                            f"{cfg.model!r} with settings {cfg.model_kwargs} this run trains")
+    return weights.state_dict
 
 
 def _run_bytes(cfg: TrainConfig, model: nn.Module) -> int:
