@@ -42,6 +42,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -615,9 +616,16 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
     images = PairedImages(train_pairs, crop=cfg.crop, augment=True, cache=cfg.cache)
     if cfg.cache:  # decode once here; forked DataLoader workers then share the arrays copy-on-write
         info(f"decoding {len(train_pairs)} training pairs into memory (--cache)")
-        for i in range(len(images)):
+
+        def preload(i: int) -> None:
             with contextlib.suppress(ImageError, DatasetError):  # SkipUnreadable reports the broken ones
                 images.preload([i])
+
+        # Pillow decodes PNGs without holding the GIL: threads cut GoPro's 4,200 decodes (~28 ms each)
+        # from two minutes to a fraction of that on a many-core GPU host.
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for _ in pool.map(preload, range(len(images))):
+                pass
     dataset: Dataset = SkipUnreadable(images)
     if cfg.repeat > 1:  # several random crops of every pair per epoch: fewer, longer epochs on small sets
         dataset = ConcatDataset([dataset] * cfg.repeat)
