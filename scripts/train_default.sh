@@ -8,12 +8,21 @@
 # scripts/quality_benchmark.sh). Validation, which picks the saved weights, uses the sequences that
 # `unblur train` holds out of those (whole photos, never the benchmark's).
 #
-# Two stages, because that is how it went (docs/results.md): 3,500 steps of MSE; then, from the EMA
-# weights of that run with a fresh optimizer, 6,500 steps of -PSNR per image (--pixel-loss psnr), since
-# MSE taught the student to sharpen lightly blurred frames as hard as badly blurred ones. Stage 2's
-# sharpen_model.pth (the EMA weights of its best validation epoch, step 4,500) is
-# src/unblur/weights/default.pth. A third stage decaying the learning rate to zero lowered validation
-# PSNR and was dropped (docs/results.md).
+# Four stages, because that is how it went (docs/results.md, "How the bundled student came about"):
+#  1. (CPU, here) 3,500 steps of MSE;
+#  2. (CPU, here) from the EMA weights of stage 1 with a fresh optimizer, 6,500 steps of -PSNR per image
+#     (--pixel-loss psnr), since MSE taught the student to sharpen lightly blurred frames as hard as badly
+#     blurred ones. Its sharpen_model.pth (EMA, best validation epoch, step 4,500) was the bundled model
+#     until 2026-11-25 (+0.48 dB); a variant decaying the learning rate to zero lowered validation.
+#  3. (H100) scripts/gpu_runs.sh's unblurnet-gopro run: stage 2's weights trained on with -PSNR at batch
+#     16 on a GoPro-sized synthesized set (its best validation epoch: +0.57 dB);
+#  4. the average of stages 2 and 3, which is src/unblur/weights/default.pth (+0.53 dB):
+#       .venv/bin/python scripts/average_weights.py runs/unblurnet-psnr/sharpen_model.pth \
+#         runs/gpu/unblurnet-gopro/sharpen_model.pth --t 0.5 --out src/unblur/weights/default.pth \
+#         --meta val_psnr=31.8020 --meta val_ssim=0.8736 --meta "val_data=..." --note "..."
+#     (the metadata of the bundled file holds the exact notes; val_* are its mean PSNR/SSIM on the 30
+#     held-out frames of data/synth23, measured in float32).
+# This script runs stages 1 and 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHOTOS=${PHOTOS:-../shared/photos}

@@ -185,9 +185,11 @@ class UnblurNet(nn.Module):
     @property
     def tile_overlap(self) -> int:
         """Context a tile needs on each side to match the whole image (see :class:`unblur.infer.Sharpener`):
-        the correction's local mean reaches ``mean_window // 2`` pixels away. The U-Net sees further
-        still; cutting that far context costs less than one 8-bit level (tests/test_fastpaths.py)."""
-        return max(32, self.mean_window // 2 + 1) if self.linear_light else 32
+        the correction's local mean reaches ``mean_window // 2`` pixels away, and the U-Net's own context
+        about 32 px beyond that. Measured on a 1-megapixel photo in 256 px tiles with the bundled weights:
+        the largest difference to the untiled result is 1.11 8-bit levels at 128 px of overlap, 0.06 at
+        160, 0.00 at 192 (tests/test_fastpaths.py asks for at most one level)."""
+        return max(32, self.mean_window // 2 + 33) if self.linear_light else 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
