@@ -69,3 +69,28 @@ def test_a_failing_path_is_a_row_with_a_note(monkeypatch: pytest.MonkeyPatch) ->
     assert by_path(rows)["eager fp32"].ok
     assert not any(r.kind == "train" for r in rows)
     json.dumps(rows_to_json(rows), allow_nan=False)
+
+
+def test_bench_weights_times_the_architecture_stored_in_the_file(tmp_path, capsys, monkeypatch) -> None:
+    """`--weights` builds the file's model with its settings (here a quarter-width unblurnet), for
+    inference and training: the FLOPs behind the TFLOP/s are that architecture's, not the default's."""
+    from unblur.cli import main
+    from unblur.models import build_model, count_macs_per_pixel, save_weights, weights_from_model
+
+    kwargs = {"widths": [8, 16, 24]}
+    small = build_model("unblurnet", **kwargs)
+    path = save_weights(tmp_path / "small.pth", weights_from_model(small, "unblurnet", kwargs))
+    built: list[tuple[str, dict]] = []
+
+    def recording_build(name: str, **kw):
+        built.append((name, kw))
+        return build_model(name, **kw)
+
+    monkeypatch.setattr(bench, "build_model", recording_build)
+    assert main(["bench", "--quick", "--json", "--device", "cpu", "--weights", str(path)]) == 0
+    rows = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    assert len(built) >= 2 and all(b == ("unblurnet", kwargs) for b in built)  # inference and training models
+    h, w = (int(v) for v in rows["eager fp32"]["size"].split("x"))
+    macs = rows["eager fp32"]["tflops"] * 1e12 * rows["eager fp32"]["ms_per_frame"] / 1e3 / (2 * h * w)
+    assert macs == pytest.approx(count_macs_per_pixel(small, (h, w)), rel=1e-3)
+    assert macs < count_macs_per_pixel(build_model("unblurnet"), (h, w)) / 4

@@ -335,7 +335,7 @@ def _forever(loader: torch.utils.data.DataLoader) -> Iterator[Any]:
 
 
 def train_paths(name: str, device: torch.device, batch: int, crop: int, loader_factory: Callable[[], Any],
-                ) -> list[_Path]:
+                model_kwargs: dict[str, Any] | None = None) -> list[_Path]:
     """The model-only training step and the real one (data from disk + CombinedLoss), same model."""
     from unblur.data import to_device_float
     from unblur.losses import CombinedLoss
@@ -349,7 +349,7 @@ def train_paths(name: str, device: torch.device, batch: int, crop: int, loader_f
     def model_and_optimizer() -> tuple[nn.Module, torch.optim.Optimizer, torch.amp.GradScaler]:
         if "model" not in state:
             torch.manual_seed(0)
-            net = build_model(name).to(device).train()
+            net = build_model(name, **(model_kwargs or {})).to(device).train()
             if channels_last:
                 net = net.to(memory_format=torch.channels_last)
             state["model"] = net
@@ -482,11 +482,12 @@ def _ceilings(device: torch.device, dtypes: set[str], quick: bool, log: Callable
     return out
 
 
-def bench_model(name: str, seed: int = 0) -> nn.Module:
-    """``name`` with random weights, including the heads that start at zero: residual students are the
-    identity when built, which would make every path agree trivially (the cost is the same either way)."""
+def bench_model(name: str, seed: int = 0, **model_kwargs: Any) -> nn.Module:
+    """``name`` (built with ``model_kwargs``) with random weights, including the heads that start at zero:
+    residual students are the identity when built, which would make every path agree trivially (the cost
+    is the same either way)."""
     torch.manual_seed(seed)
-    model = build_model(name).eval()
+    model = build_model(name, **model_kwargs).eval()
     with torch.no_grad():
         for p in model.parameters():
             if not p.any():
@@ -499,7 +500,7 @@ def run_bench(model: str = "studentcnn_v3", device: str = "auto", size: tuple[in
               inference: bool = True, train: bool = True, train_batch: int | None = None,
               train_crop: int | None = None, train_workers: int | None = None,
               photos: Sequence[str | Path] | None = None, log: Callable[[str], None] | None = None,
-              ) -> list[BenchRow]:
+              model_kwargs: dict[str, Any] | None = None) -> list[BenchRow]:
     """Time every available inference path and the training step of ``model`` on ``device``.
 
     ``size`` is a frame ``(H, W)``: 720×1280 by default, 128×128 with ``quick`` (which also means one
@@ -520,7 +521,7 @@ def run_bench(model: str = "studentcnn_v3", device: str = "auto", size: tuple[in
     repeats = repeats or (3 if quick else 5)
     warmup = warmup or (1 if quick else 2)
     h, w = size
-    net = bench_model(model)
+    net = bench_model(model, **(model_kwargs or {}))
     macs = count_macs_per_pixel(net, (min(h, 256), min(w, 256)))
     x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0))
     infer = inference_paths(net, x, dev, quick) if inference else []
@@ -540,7 +541,7 @@ def run_bench(model: str = "studentcnn_v3", device: str = "auto", size: tuple[in
             warnings.simplefilter("ignore")  # "smaller than the crop" and similar notes about the tiny set
             return _synth_loader(sources, Path(tmp.name), frame, tcrop, tbatch, 2, workers, dev.type == "cuda")
 
-    trains = train_paths(model, dev, tbatch, tcrop, loader) if train else []
+    trains = train_paths(model, dev, tbatch, tcrop, loader, model_kwargs) if train else []
     ceilings = _ceilings(dev, {p.dtype for p in [*infer, *trains] if not p.skip}, quick, say)
     rows = [BenchRow(f"matmul ceiling {k}", "ceiling", str(dev), k, 1, "", tflops=round(v, 4),
                      note="n=512" if quick else "") for k, v in ceilings.items()]

@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         "frames/s, TFLOP/s against a matmul ceiling measured in the same run, peak memory.",
     )
     p.add_argument("--model", default="studentcnn_v3", help="model to time (default: studentcnn_v3)")
+    p.add_argument("--weights", type=Path,
+                   help="time the architecture stored in this weights file (its model and settings, e.g. "
+                   "widths), instead of --model's defaults; the values timed are random either way")
     p.add_argument("--size", type=_size, default=None, help="frame size HxW (default: 720x1280; 128x128 with --quick)")
     p.add_argument("--batch", type=_positive_int, default=1, help="frames per call (default: 1)")
     p.add_argument("--quick", action="store_true", help="small size and few repeats, for CI")
@@ -364,8 +367,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
     from unblur.bench import format_rows, machine_info, rows_to_json, run_bench
+    from unblur.models import load_weights
 
-    rows = run_bench(args.model, device=args.device, size=args.size, batch=args.batch, quick=args.quick, log=_warn)
+    model, model_kwargs = args.model, None
+    if args.weights is not None:
+        weights = load_weights(args.weights)
+        model, model_kwargs = weights.model, weights.model_kwargs
+    rows = run_bench(model, device=args.device, size=args.size, batch=args.batch, quick=args.quick, log=_warn,
+                     model_kwargs=model_kwargs)
     print(json.dumps(rows_to_json(rows), indent=1) if args.json else format_rows(rows, machine_info(args.device)))
     return 0
 
