@@ -43,12 +43,8 @@ NAMES=(v3-seed unblurnet-gopro)
 
 synthesize() {
   local train_photos=() k=0 i photo
-  for photo in "$PHOTOS"/*.jpg; do
-    case "$(basename "$photo")" in
-      seeding-* | sunset-* | kleiber-* | mate-storm.jpg | mate-ladybird.jpg) ;;  # the benchmark's photos
-      *) train_photos+=("$photo") ;;
-    esac
-  done
+  source scripts/photos.sh
+  mapfile -t train_photos < <(training_photos "$PHOTOS")
   mkdir -p "$DATA/parts" "$DATA/train"
   # One process per photo (synth renders one pair at a time); photo k gets seed 7000 + k and becomes
   # sequence GOPRkkkk_00_00.

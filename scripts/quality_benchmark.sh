@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 PHOTOS=${PHOTOS:-../shared/photos}
 BENCH=${BENCH:-data/benchmark}
 UNBLUR=${UNBLUR:-.venv/bin/unblur}
-HELD_OUT=("$PHOTOS"/seeding-* "$PHOTOS"/sunset-* "$PHOTOS"/kleiber-* "$PHOTOS"/mate-storm.jpg "$PHOTOS"/mate-ladybird.jpg)
+source scripts/photos.sh
+mapfile -t HELD_OUT < <(benchmark_photos "$PHOTOS")
 
 if [ ! -d "$BENCH/test" ]; then
   "$UNBLUR" synth "${HELD_OUT[@]}" --out "$BENCH" --split test --pairs-per-image 4 --size 720x1280 --seed 2026

@@ -35,13 +35,8 @@ if [ "${1:-}" = "--resume" ]; then
 fi
 
 if [ ! -d "$DATA/train" ]; then
-  train_photos=()
-  for photo in "$PHOTOS"/*.jpg; do
-    case "$(basename "$photo")" in
-      seeding-* | sunset-* | kleiber-* | mate-storm.jpg | mate-ladybird.jpg) ;;  # the benchmark's photos
-      *) train_photos+=("$photo") ;;
-    esac
-  done
+  source scripts/photos.sh
+  mapfile -t train_photos < <(training_photos "$PHOTOS")
   "$UNBLUR" synth "${train_photos[@]}" --out "$DATA" --split train --pairs-per-image 10 --size 720x1280 --seed 7
 fi
 
