@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The GPU work on one H100 (the `device` machine), command for command: GPU benchmarks, a GoPro-sized
-# synthesized training set, and two trainings side by side on the one GPU:
+# synthesized training set (rendered on the GPU), and trainings side by side on the one GPU:
 #   * v3-seed: StudentCNN_v3 with every setting of the seed's recipe (30 epochs of a GoPro-sized set at
 #     batch 2: 31,500 steps), the issue's item 2 at its full budget;
-#   * unblurnet-gopro: stage 3 of the bundled model (scripts/train_default.sh), its stage 2 weights trained
-#     on with -PSNR on the bigger set.
+#   * unblurnet-cosine, unblurnet-cosine-low: the bundled weights trained on with -PSNR on the bigger set,
+#     with the learning rate decaying to zero (1e-4 and 3e-5 at the start), best validation kept.
+# The first GPU session ran, instead of the last two, stage 3 of the bundled weights (scripts/train_default.sh
+# names its command): stage 2 trained on at a constant 2e-4.
 #
-#   scripts/gpu_runs.sh start         # benchmarks (waited for), synthesis (detached)
-#   scripts/gpu_runs.sh train SECONDS # once synthesis is done, launch both trainings (detached); return
+#   scripts/gpu_runs.sh bench         # GPU benchmarks
+#   scripts/gpu_runs.sh start         # synthesis (detached)
+#   scripts/gpu_runs.sh train SECONDS # once synthesis is done, launch the trainings (detached); return
 #                                     # SECONDS after this command started
 #   scripts/gpu_runs.sh wait SECONDS  # until v3-seed ends, at most SECONDS
 #   scripts/gpu_runs.sh pack          # copy the runs' weights, checkpoints and logs so far to $OUT
@@ -19,12 +22,13 @@
 #     && cp -r ../shared/photos .dev/photos && echo /.dev/ >> .git/info/exclude        # once, here
 #   export PYTHONPATH=$PWD/src:$PWD/.dev/site PHOTOS=.dev/photos UNBLUR="python3 -m unblur"  # each call,
 #                                                                          # with carry: [".dev"]
-# PHOTOS, DATA, RUNS, UNBLUR, JOBS, DEVICE, PAIRS_PER_PHOTO and INIT (carry it too) can be overridden from the environment.
+# PHOTOS, DATA, RUNS, UNBLUR, JOBS, DEVICE, PAIRS_PER_PHOTO and INIT (carry it if untracked) can be overridden
+# from the environment.
 #
-# What ran on 2026-11-25 (docs/results.md) differs: synthesis then ran in the foreground of `start` at
-# about 3.1 s per pair per core and was killed by the 10-minute limit with 1,703 training pairs complete
-# (55-105 per photo). The incomplete last pair of 7 sequences was deleted, and the two `unblur train`
-# commands of `train` below were started by hand on that set; the device time ran out after 18 of
+# What the first GPU session ran (2026-11-25, docs/results.md) differs: synthesis rendered on the CPU,
+# at about 3.1 s per pair per core, in the foreground of `start`, and was killed by the 10-minute limit
+# with 1,703 training pairs complete (55-105 per photo). The incomplete last pair of 7 sequences was
+# deleted, and v3-seed and stage 3 were started by hand on that set; the device time ran out after 18 of
 # v3-seed's 30 epochs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,21 +41,20 @@ DEVICE=${DEVICE:-cuda}
 # 23 photos x 105 pairs; `unblur train` holds 3 sequences out for validation, leaving 2,100 training
 # pairs (GoPro's training set: 2,103).
 PAIRS_PER_PHOTO=${PAIRS_PER_PHOTO:-105}
-# Stage 2 of scripts/train_default.sh (bundled until 2026-11-25: git show 13f1ef5:src/unblur/weights/default.pth).
-INIT=${INIT:-runs/unblurnet-psnr/sharpen_model.pth}
-NAMES=(v3-seed unblurnet-gopro)
+INIT=${INIT:-src/unblur/weights/default.pth}  # where the unblurnet runs start
+NAMES=(v3-seed unblurnet-cosine unblurnet-cosine-low)
 
 synthesize() {
   local train_photos=() k=0 i photo
   source scripts/photos.sh
   mapfile -t train_photos < <(training_photos "$PHOTOS")
   mkdir -p "$DATA/parts" "$DATA/train"
-  # One process per photo (synth renders one pair at a time); photo k gets seed 7000 + k and becomes
-  # sequence GOPRkkkk_00_00.
+  # One process per photo (synth renders one pair at a time and PNG-encodes it on two threads); photo k
+  # gets seed 7000 + k and becomes sequence GOPRkkkk_00_00.
   for photo in "${train_photos[@]}"; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
     OMP_NUM_THREADS=1 "${UNBLUR[@]}" synth "$photo" --out "$DATA/parts/$k" --split train \
-      --pairs-per-image "$PAIRS_PER_PHOTO" --size 720x1280 --seed $((7000 + k)) \
+      --pairs-per-image "$PAIRS_PER_PHOTO" --size 720x1280 --seed $((7000 + k)) --device "$DEVICE" \
       > "$DATA/parts/$k.log" 2>&1 &
     k=$((k + 1))
   done
@@ -78,25 +81,24 @@ progress() {
 }
 
 case "${1:-}" in
-  start)
-    mkdir -p "$RUNS" "$DATA"
-    BENCH_CPUS="" SYNTH_CPUS=""
-    if [ "$(nproc)" -ge 16 ]; then BENCH_CPUS=0-3 SYNTH_CPUS=4-$(($(nproc) - 1)); fi
+  bench)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-    # Synthesis (hours of CPU: about 3.1 s per pair per core on the H100 machine's Xeon) outlives this
-    # command; it leaves $DATA/done when every pair is written.
-    SYNTH_CPUS=$SYNTH_CPUS setsid nohup "$PWD/scripts/gpu_runs.sh" synth > "$RUNS/synth.txt" 2>&1 < /dev/null &
-    # The GPU benchmarks meanwhile, on the other cores; no training shares the GPU with them.
     for args in "--batch 8" "--batch 1 --model unblurnet"; do
       echo "== unblur bench --device cuda $args"
       # shellcheck disable=SC2086
-      ${BENCH_CPUS:+taskset -c "$BENCH_CPUS"} timeout 200 "${UNBLUR[@]}" bench --device cuda $args \
-        || echo "(exit $?)"
-    done > "$RUNS/bench.txt" 2>&1
-    cat "$RUNS/bench.txt"
+      timeout 200 "${UNBLUR[@]}" bench --device cuda $args || echo "(exit $?)"
+    done 2>&1 | tee "$RUNS/bench.txt"
+    ;;
+  start)
+    mkdir -p "$RUNS" "$DATA"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+    # Synthesis outlives this command; it leaves $DATA/done when every pair is written.
+    setsid nohup "$PWD/scripts/gpu_runs.sh" synth > "$RUNS/synth.txt" 2>&1 < /dev/null &
+    sleep 60
+    echo "after 60 s: $(find "$DATA" -name '*.png' -path '*/sharp/*' | wc -l) pairs written"
+    tail -n 3 "$DATA"/parts/0.log | tr '\r' '\n' | tail -n 2
     ;;
   synth)  # what `start` runs detached
-    if [ -n "${SYNTH_CPUS:-}" ]; then taskset -p -c "$SYNTH_CPUS" $$ > /dev/null; fi
     synthesize
     touch "$DATA/done"
     ;;
@@ -106,9 +108,17 @@ case "${1:-}" in
       sleep 10
     done
     launch v3-seed --cache --device "$DEVICE"
-    launch unblurnet-gopro --model unblurnet --init "$INIT" --pixel-loss psnr \
-      --alpha 1 --edge-weight 0 --lr 2e-4 --warmup 500 --ema 0.999 --batch-size 16 --crop 256 --repeat 4 \
-      --val-limit 16 --epochs 1000 --cache --workers 6 --device "$DEVICE"
+    for run in "unblurnet-cosine 1e-4" "unblurnet-cosine-low 3e-5"; do
+      read -r name lr <<< "$run"
+      launch "$name" --model unblurnet --init "$INIT" --pixel-loss psnr \
+        --alpha 1 --edge-weight 0 --lr "$lr" --warmup 200 --cosine --epochs 24 --ema 0.999 --batch-size 16 \
+        --crop 256 --repeat 4 --val-limit 16 --cache --workers 4 --device "$DEVICE"
+    done
+    sleep 60
+    for name in "${NAMES[@]}"; do  # fail early: each run should be stepping by now
+      echo "-- $name"
+      tr '\r' '\n' < "$RUNS/$name.log" | grep -av '^ *$' | tail -n 2 | cut -c 1-200
+    done
     until [ $SECONDS -ge "$2" ]; do sleep 10; done
     progress
     ;;
@@ -130,7 +140,7 @@ case "${1:-}" in
     sleep 5
     ;;
   *)
-    echo "usage: $0 start | train SECONDS | wait SECONDS | pack | stop" >&2
+    echo "usage: $0 bench | start | train SECONDS | wait SECONDS | pack | stop" >&2
     exit 2
     ;;
 esac

@@ -14,8 +14,12 @@
 #     (--pixel-loss psnr), since MSE taught the student to sharpen lightly blurred frames as hard as badly
 #     blurred ones. Its sharpen_model.pth (EMA, best validation epoch, step 4,500) was the bundled model
 #     until 2026-11-25 (+0.48 dB); a variant decaying the learning rate to zero lowered validation.
-#  3. (H100) scripts/gpu_runs.sh's unblurnet-gopro run: stage 2's weights trained on with -PSNR at batch
-#     16 on a GoPro-sized synthesized set (its best validation epoch: +0.57 dB);
+#  3. (H100) stage 2's weights trained on with -PSNR at batch 16 on the first GPU session's GoPro-style set
+#     (scripts/gpu_runs.sh's synthesis; 1,703 pairs) for 6.5 minutes (its best validation epoch: +0.57 dB):
+#       unblur train --data data/gopro23 --out runs/gpu/unblurnet-gopro --model unblurnet \
+#         --init runs/unblurnet-psnr/sharpen_model.pth --pixel-loss psnr --alpha 1 --edge-weight 0 --lr 2e-4 \
+#         --warmup 500 --ema 0.999 --batch-size 16 --crop 256 --repeat 4 --val-limit 16 --epochs 1000 \
+#         --cache --workers 6 --device cuda
 #  4. the average of stages 2 and 3, which is src/unblur/weights/default.pth (+0.53 dB):
 #       .venv/bin/python scripts/average_weights.py runs/unblurnet-psnr/sharpen_model.pth \
 #         runs/gpu/unblurnet-gopro/sharpen_model.pth --t 0.5 --out src/unblur/weights/default.pth \

@@ -211,11 +211,34 @@ def test_refuses_an_output_folder_that_holds_a_source(photos: list[Path]) -> Non
         synthesize(photos, out=photos[0].parent.parent, size=SIZE, progress=False)
 
 
-@pytest.mark.parametrize("bad", [{"pairs_per_image": 0}, {"split": "a/b"}, {"split": ""}, {"size": (4, 4)}])
+@pytest.mark.parametrize(
+    "bad", [{"pairs_per_image": 0}, {"split": "a/b"}, {"split": ""}, {"size": (4, 4)}, {"device": "tpu"}]
+)
 def test_rejects_bad_arguments(photos: list[Path], tmp_path: Path, bad: dict) -> None:
     kwargs = {"out": tmp_path / "data", "size": SIZE, "progress": False, **bad}
     with pytest.raises(ValueError):
         synthesize(photos, **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_absent_gpu_is_refused_before_anything_is_written(photos: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no CUDA"):
+        synthesize(photos, out=tmp_path / "data", size=SIZE, progress=False, device="cuda")
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_rendering_is_deterministic_and_matches_the_cpu_within_a_level(photos: list[Path], tmp_path: Path) -> None:
+    kwargs = {"pairs_per_image": 2, "size": SIZE, "seed": 5, "progress": False}
+    synthesize(photos, out=tmp_path / "cpu", **kwargs)
+    for name in ("gpu1", "gpu2"):
+        synthesize(photos, out=tmp_path / name, device="cuda", **kwargs)
+    cpu, gpu1, gpu2 = (_files(tmp_path / d) for d in ("cpu", "gpu1", "gpu2"))
+    assert gpu1 == gpu2 and gpu1.keys() == cpu.keys()
+    for name in cpu:
+        a = read_image(tmp_path / "cpu" / name).rgb
+        b = read_image(tmp_path / "gpu1" / name).rgb
+        assert (a - b).abs().max() <= 1.5 / 255, name
 
 
 # Bundled photos ---------------------------------------------------------------------------------------
