@@ -93,7 +93,7 @@ case "${1:-}" in
     mkdir -p "$RUNS" "$DATA"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
     # Synthesis outlives this command; it leaves $DATA/done when every pair is written.
-    setsid nohup "$PWD/scripts/gpu_runs.sh" synth > "$RUNS/synth.txt" 2>&1 < /dev/null &
+    UNBLUR="${UNBLUR[*]}" setsid nohup "$PWD/scripts/gpu_runs.sh" synth > "$RUNS/synth.txt" 2>&1 < /dev/null &
     sleep 60
     echo "after 60 s: $(find "$DATA" -name '*.png' -path '*/sharp/*' | wc -l) pairs written"
     tail -n 3 "$DATA"/parts/0.log | tr '\r' '\n' | tail -n 2
