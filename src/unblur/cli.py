@@ -196,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-object", action="store_true", help="never add an independently moving object")
     p.add_argument(
         "--device", default="cpu", choices=DEVICE_CHOICES,
-        help="where to render (default: cpu, the reference bytes); a GPU renders a 720p pair in "
-        "milliseconds instead of about a second, leaving PNG encoding as the cost, and may put a pixel "
-        "one 8-bit level away from the CPU's",
+        help="where to render (default: cpu, the reference bytes); a GPU takes the rendering (about a "
+        "second of one CPU core per 720p pair) off the CPU, leaving PNG encoding as the work, and may put "
+        "a pixel one 8-bit level away from the CPU's",
     )
     p.set_defaults(handler=_cmd_synth)
 

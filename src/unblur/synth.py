@@ -25,9 +25,9 @@ around GoPro's test-set mean of about 25.6 dB (see :meth:`SynthReport.format`).
 
 Every random choice of a pair comes from a generator seeded with ``(seed, source index, pair index)``
 and the rendering is plain deterministic tensor arithmetic, so a rerun writes the same bytes. Rendering
-can run on a GPU (``device``), which takes it from about a second per 720p pair on one CPU core to a few
-milliseconds, leaving PNG encoding as the cost; a GPU's float arithmetic differs from the CPU's in the
-last bits, so a pixel may land one 8-bit level apart, and "same bytes" holds per device.
+can run on a GPU (``device``), which takes its cost (about a second of one CPU core per 720p pair) off
+the CPU and leaves PNG encoding (about as much again) as the work; a GPU's float arithmetic differs from
+the CPU's in the last bits, so a pixel may land one 8-bit level apart, and "same bytes" holds per device.
 """
 
 from __future__ import annotations
