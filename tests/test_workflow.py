@@ -240,6 +240,25 @@ def test_repeat_draws_several_crops_per_pair_each_epoch(tiny_gopro, tmp_path):
     assert (config["repeat"], config["warmup"], config["val_limit"]) == (3, 2, 1)
 
 
+def test_a_runs_checkpoint_reads_as_its_latest_weights_everywhere(tiny_gopro, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--model", "unblurnet", "--ema", "0.5",
+                 "--max-steps", "2", "--lr", "1e-3", *TINY]) == 0
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    ema = {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k != "n_averaged"}
+    latest = load_weights(run / "checkpoint.pt")
+    assert latest.model == "unblurnet" and latest.meta["checkpoint_step"] == 2
+    assert latest.state_dict.keys() == ema.keys()
+    assert all(torch.equal(latest.state_dict[k], v) for k, v in ema.items())  # the EMA, not the raw model
+    assert any(not torch.equal(ema[k], checkpoint["model"][k]) for k in ema)
+    with pytest.raises(ValueError, match="holds a 'unblurnet' model, not 'studentcnn_v3'"):
+        load_weights(run / "checkpoint.pt", "studentcnn_v3")
+    out = tmp_path / "eval"
+    assert main(["eval", "--data", str(tiny_gopro), "--weights", str(run / "checkpoint.pt"), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    assert json.loads((out / "summary.json").read_text())["n_images"] > 0
+
+
 def test_init_starts_from_another_runs_ema_and_refuses_another_architecture(tiny_gopro, tmp_path, capsys):
     first = tmp_path / "first"
     assert main(["train", "--data", str(tiny_gopro), "--out", str(first), "--model", "unblurnet", "--ema", "0.5",

@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         "layout or --target), a labelled Input | Output | Target comparison is written too.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("--weights", type=Path, help="weights file (default: the bundled pretrained model)")
+    p.add_argument("--weights", type=Path, help="weights file, or a run's checkpoint.pt for its latest (EMA) weights "
+                   "(default: the bundled pretrained model)")
     p.add_argument("--out", type=Path, default=Path("outputs_sharpen"), help="output folder")
     p.add_argument("--suffix", default="", help="text added to each output file name before the extension")
     p.add_argument("--ext", help="output format by extension (png, jpg, webp, tif); default: the input's")
@@ -169,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         "untouched blurry input and an unsharp mask. Prints a table, writes per_image.csv and summary.json.",
     )
     p.add_argument("--data", type=Path, required=True, help="dataset root")
-    p.add_argument("--weights", type=Path, help="weights file (default: the bundled pretrained model)")
+    p.add_argument("--weights", type=Path, help="weights file, or a run's checkpoint.pt for its latest (EMA) weights "
+                   "(default: the bundled pretrained model)")
     p.add_argument("--split", default="test", help="split folder to score (default: test)")
     p.add_argument("--input", dest="input_kind", choices=("blur_gamma", "blur"), default="blur_gamma",
                    help="GoPro input folder (default: blur_gamma)")
@@ -236,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="export weights to ONNX (dynamic height and width)",
         description="Write one ONNX file with dynamic batch, height and width, checked against PyTorch.",
     )
-    p.add_argument("--weights", type=Path, help="weights file (default: the bundled pretrained model)")
+    p.add_argument("--weights", type=Path, help="weights file, or a run's checkpoint.pt for its latest (EMA) weights "
+                   "(default: the bundled pretrained model)")
     p.add_argument("--model", help="architecture, if the weights file does not record it")
     p.add_argument("--onnx", type=Path, required=True, help="output .onnx path")
     p.set_defaults(handler=_cmd_export)

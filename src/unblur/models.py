@@ -8,6 +8,7 @@ so a weights file records only a name and keyword arguments, never code.
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from collections.abc import Callable
@@ -306,6 +307,21 @@ def weights_from_model(model: nn.Module, name: str, model_kwargs: dict[str, Any]
     return Weights(name, dict(model_kwargs or {}), clean_state_dict(state), dict(meta or {}))
 
 
+def weights_from_checkpoint(payload: dict[str, Any], model: str | None = None) -> Weights:
+    """The weights in a training checkpoint (``unblur train``'s ``checkpoint.pt``, already loaded): its EMA
+    weights when it kept them, else its model, with the architecture its config records (``model`` if it
+    records none). So a run's latest weights can be scored, exported or fine-tuned, not only its best."""
+    saved = json.loads(payload.get("config") or "{}")
+    state = payload["ema"] if isinstance(payload.get("ema"), dict) else payload["model"]
+    return Weights(saved.get("model", model or DEFAULT_MODEL), dict(saved.get("model_kwargs", {})),
+                   clean_state_dict({k: v for k, v in state.items() if k != "n_averaged"}),  # EMA's step counter
+                   {"checkpoint_step": payload.get("step")})
+
+
+def _is_checkpoint(payload: dict[str, Any]) -> bool:
+    return isinstance(payload.get("model"), dict) and isinstance(payload.get("config"), str) and "optimizer" in payload
+
+
 def save_weights(path: str | Path, weights: Weights) -> Path:
     """Write a weights file atomically (temporary file, then rename)."""
     from unblur.io import atomic_write
@@ -347,6 +363,7 @@ def safe_load(path: Path, what: str) -> Any:
 def load_weights(path: str | Path, model: str | None = None) -> Weights:
     """Read a weights file safely (``weights_only=True``: a pickle that would run code is refused).
 
+    Also reads a bare state_dict and a run's ``checkpoint.pt`` (:func:`weights_from_checkpoint`).
     ``model`` names the architecture for a bare state_dict and must agree with the file's own name
     when the file records one.
     """
@@ -362,10 +379,14 @@ def load_weights(path: str | Path, model: str | None = None) -> Weights:
             raise ValueError(f"{path}: holds a {recorded!r} model, not {model!r}")
         weights = Weights(recorded, dict(payload.get("model_kwargs", {})),
                           clean_state_dict(payload["state_dict"]), dict(payload.get("meta", {})))
+    elif _is_checkpoint(payload):
+        weights = weights_from_checkpoint(payload, model)
+        if model is not None and model != weights.model:
+            raise ValueError(f"{path}: holds a {weights.model!r} model, not {model!r}")
     elif payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
         weights = Weights(model or DEFAULT_MODEL, {}, clean_state_dict(payload), {})
     else:
-        raise ValueError(f"{path}: neither an unblur weights file nor a plain state_dict")
+        raise ValueError(f"{path}: neither an unblur weights file, a training checkpoint nor a plain state_dict")
     if weights.model not in MODELS:
         raise ValueError(f"{path}: unknown model {weights.model!r}; this unblur knows {', '.join(sorted(MODELS))}")
     return weights

@@ -74,11 +74,11 @@ from unblur.models import (
     MODELS,
     Weights,
     build_model,
-    clean_state_dict,
     count_parameters,
     load_weights,
     safe_load,
     save_weights,
+    weights_from_checkpoint,
     weights_from_model,
 )
 from unblur.preflight import check_free_space, ensure_writable_folder, refuse_inside
@@ -513,14 +513,10 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def checkpoint_weights(path: str | Path, payload: dict[str, Any] | None = None, model: str = DEFAULT_MODEL) -> Weights:
-    """The weights in a run's ``checkpoint.pt`` (its EMA weights when it kept them, else its model), with
-    the architecture its config records (``model`` if it records none): to score or ship a run's latest
-    weights, not only its best. ``payload`` is the checkpoint when the caller has read it already."""
+    """The weights in a run's ``checkpoint.pt`` (:func:`unblur.models.weights_from_checkpoint`; what
+    ``load_weights`` returns for it). ``payload`` is the checkpoint when the caller has read it already."""
     payload = safe_load(Path(path), "checkpoint") if payload is None else payload
-    saved = json.loads(payload.get("config", "{}"))
-    state = payload.get("ema", payload["model"])
-    return Weights(saved.get("model", model), saved.get("model_kwargs", {}),
-                   clean_state_dict({k: v for k, v in state.items() if k != "n_averaged"}))  # EMA's step counter
+    return weights_from_checkpoint(payload, model)
 
 
 def _init_weights(path: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
