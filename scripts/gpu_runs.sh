@@ -29,7 +29,11 @@
 # at about 3.1 s per pair per core, in the foreground of `start`, and was killed by the 10-minute limit
 # with 1,703 training pairs complete (55-105 per photo). The incomplete last pair of 7 sequences was
 # deleted, and v3-seed and stage 3 were started by hand on that set; the device time ran out after 18 of
-# v3-seed's 30 epochs.
+# v3-seed's 30 epochs. The second GPU session ran this script as it is, except that its first `start`
+# lost 9 minutes (the detached synthesis did not get UNBLUR; fixed), the two unblurnet runs were stopped
+# by hand after 8 epochs to leave the GPU to v3-seed, and the device time ran out after 26 of v3-seed's
+# 30 epochs (`pack` was done by hand with the same files). Alone on the GPU, all of it (6 minutes of
+# synthesis, then v3-seed at 21-28 s per epoch) fits one 30-minute session.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHOTOS=${PHOTOS:-../shared/photos}
