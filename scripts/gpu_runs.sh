@@ -22,7 +22,7 @@
 #     && cp -r ../shared/photos .dev/photos && echo /.dev/ >> .git/info/exclude        # once, here
 #   export PYTHONPATH=$PWD/src:$PWD/.dev/site PHOTOS=.dev/photos UNBLUR="python3 -m unblur"  # each call,
 #                                                                          # with carry: [".dev"]
-# PHOTOS, DATA, RUNS, UNBLUR, JOBS, DEVICE, PAIRS_PER_PHOTO and INIT (carry it if untracked) can be overridden
+# PHOTOS, DATA, RUNS, UNBLUR, JOBS, DEVICE, PAIRS_PER_PHOTO, INIT (carry it if untracked) and ONLY can be overridden
 # from the environment.
 #
 # What the first GPU session ran (2026-11-25, docs/results.md) differs: synthesis rendered on the CPU,
@@ -46,7 +46,11 @@ DEVICE=${DEVICE:-cuda}
 # pairs (GoPro's training set: 2,103).
 PAIRS_PER_PHOTO=${PAIRS_PER_PHOTO:-105}
 INIT=${INIT:-src/unblur/weights/default.pth}  # where the unblurnet runs start
-NAMES=(v3-seed unblurnet-cosine unblurnet-cosine-low)
+# ONLY="v3-seed" (in every call) launches, watches and packs just those runs: the seed's recipe alone fits
+# one 30-minute device session with the synthesis.
+read -r -a NAMES <<< "${ONLY:-v3-seed unblurnet-cosine unblurnet-cosine-low}"
+
+wanted() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
 
 synthesize() {
   local train_photos=() k=0 i photo
@@ -111,9 +115,10 @@ case "${1:-}" in
       if [ $SECONDS -ge "${2:?seconds}" ]; then echo "synthesis is not done yet" >&2; exit 1; fi
       sleep 10
     done
-    launch v3-seed --cache --device "$DEVICE"
+    if wanted v3-seed; then launch v3-seed --cache --device "$DEVICE"; fi
     for run in "unblurnet-cosine 1e-4" "unblurnet-cosine-low 3e-5"; do
       read -r name lr <<< "$run"
+      wanted "$name" || continue
       launch "$name" --model unblurnet --init "$INIT" --pixel-loss psnr \
         --alpha 1 --edge-weight 0 --lr "$lr" --warmup 200 --cosine --epochs 24 --ema 0.999 --batch-size 16 \
         --crop 256 --repeat 4 --val-limit 16 --cache --workers 4 --device "$DEVICE"
