@@ -14,7 +14,7 @@
 #                                     # SECONDS after this command started
 #   scripts/gpu_runs.sh wait SECONDS  # until v3-seed ends, at most SECONDS
 #   scripts/gpu_runs.sh pack          # copy the runs' weights, checkpoints and logs so far to $OUT
-#   scripts/gpu_runs.sh stop          # stop both trainings
+#   scripts/gpu_runs.sh stop          # stop the trainings
 #
 # The device machine allows 10 minutes per command; everything long runs detached (setsid) and later
 # commands wait for it. There (python3 has torch but not pytorch_msssim, and ../shared is not sent):
@@ -90,6 +90,7 @@ progress() {
 
 case "${1:-}" in
   bench)
+    mkdir -p "$RUNS"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
     for args in "--batch 8" "--batch 1 --model unblurnet"; do
       echo "== unblur bench --device cuda $args"
