@@ -37,6 +37,6 @@ wait "$plain"  # a failed run stops the script (set -e)
 # weights are those of its first epoch: its last EMA weights (from checkpoint.pt) are scored too.
 OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --pixel-loss mse --out "$RUNS/student-plain-mse"
 mkdir -p "$RUNS/student-plain-mse-last"
-"$(dirname "$UNBLUR")/python" -c 'import sys; from unblur.models import save_weights; from unblur.train import checkpoint_weights
-save_weights(sys.argv[2], checkpoint_weights(sys.argv[1]))' "$RUNS/student-plain-mse/checkpoint.pt" "$RUNS/student-plain-mse-last/sharpen_model.pth"
+"$(dirname "$UNBLUR")/python" -c 'import sys; from unblur.models import load_weights, save_weights
+save_weights(sys.argv[2], load_weights(sys.argv[1]))' "$RUNS/student-plain-mse/checkpoint.pt" "$RUNS/student-plain-mse-last/sharpen_model.pth"
 scripts/quality_benchmark.sh "$RUNS"/student-{plain,kd1,plain-mse,plain-mse-last}/sharpen_model.pth

@@ -72,18 +72,16 @@ from unblur.metrics import psnr
 from unblur.models import (
     DEFAULT_MODEL,
     MODELS,
-    Weights,
     build_model,
     count_parameters,
     load_weights,
     safe_load,
     save_weights,
-    weights_from_checkpoint,
     weights_from_model,
 )
 from unblur.preflight import check_free_space, ensure_writable_folder, refuse_inside
 
-__all__ = ["TrainConfig", "TrainResult", "checkpoint_weights", "load_config", "train"]
+__all__ = ["TrainConfig", "TrainResult", "load_config", "train"]
 
 WEIGHTS_NAME = "sharpen_model.pth"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -512,22 +510,11 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def checkpoint_weights(path: str | Path, payload: dict[str, Any] | None = None, model: str = DEFAULT_MODEL) -> Weights:
-    """The weights in a run's ``checkpoint.pt`` (:func:`unblur.models.weights_from_checkpoint`; what
-    ``load_weights`` returns for it). ``payload`` is the checkpoint when the caller has read it already."""
-    payload = safe_load(Path(path), "checkpoint") if payload is None else payload
-    return weights_from_checkpoint(payload, model)
-
-
 def _init_weights(path: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
     """The state_dict to start from: a weights file of the same architecture and settings, or another
-    run's ``checkpoint.pt`` (:func:`checkpoint_weights`), to fine-tune a trained model on new data or
-    continue it under another loss."""
-    payload = safe_load(path, "init weights")
-    if isinstance(payload, dict) and payload.keys() >= _CHECKPOINT_KEYS:
-        weights = checkpoint_weights(path, payload, model=cfg.model)
-    else:
-        weights = load_weights(path, cfg.model)
+    run's ``checkpoint.pt`` (its latest weights, see :func:`unblur.models.load_weights`), to fine-tune a
+    trained model on new data or continue it under another loss."""
+    weights = load_weights(path, cfg.model)
     if (weights.model, weights.model_kwargs) != (cfg.model, cfg.model_kwargs):
         raise TrainingError(f"{path}: holds a {weights.model!r} model with settings {weights.model_kwargs}, not the "
                             f"{cfg.model!r} with settings {cfg.model_kwargs} this run trains")
