@@ -26,7 +26,7 @@ config="$RUNS/distill-student.toml"
 printf 'model = "unblurnet"\nmodel_kwargs = { widths = [16, 32, 48] }\n' > "$config"
 COMMON=(--data "$DATA" --config "$config" --alpha 1 --edge-weight 0 --lr 2e-4 --warmup 200
         --ema 0.999 --batch-size 8 --crop 192 --repeat 20 --val-limit 10 --epochs 200 --max-steps 6000
-        --cache --workers 0 --device cpu)
+        --cache --workers 0 --device cpu --fp32)  # float32, as they ran
 # One thread each, side by side: on 2 cores that is faster than one run after the other.
 OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --pixel-loss psnr --out "$RUNS/student-plain" &
 plain=$!

@@ -45,7 +45,7 @@ if [ ! -d "$DATA/train" ]; then
 fi
 
 COMMON=(--data "$DATA" --model unblurnet --alpha 1 --edge-weight 0 --ema 0.999 --batch-size 8
-        --crop 192 --repeat 20 --val-limit 10 --cache --workers 0 --device cpu)
+        --crop 192 --repeat 20 --val-limit 10 --cache --workers 0 --device cpu --fp32)  # float32, as they ran
 # Stage 1, MSE only (alpha 1, no edge term): the seed's weighting is in effect an MS-SSIM + Sobel loss,
 # which did not move PSNR in short runs. Warm-up: the residual head starts at zero.
 "$UNBLUR" train "${COMMON[@]}" --lr 2e-4 --warmup 200 --epochs 200 --max-steps 3500 --out "$RUNS/unblurnet-mse"

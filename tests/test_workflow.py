@@ -17,7 +17,7 @@ from PIL import Image
 from unblur.cli import main
 from unblur.infer import Sharpener, load_sharpener, output_paths
 from unblur.models import StudentCNNv3, build_model, load_weights, save_weights, weights_from_model
-from unblur.train import TrainConfig, train
+from unblur.train import TrainConfig, train, training_precision
 
 TINY = ["--crop", "32", "--batch-size", "2", "--workers", "0", "--device", "cpu"]
 
@@ -83,6 +83,25 @@ def test_config_file_and_flags(tiny_gopro, tmp_path):
     resolved = json.loads((run / "config.json").read_text())
     assert resolved["model"] == "unblurnet" and resolved["lr"] == 2e-4 and resolved["crop"] == 32
     assert load_weights(run / "sharpen_model.pth").model == "unblurnet"
+
+
+def test_cpu_training_runs_bf16_where_the_cpu_has_it_and_fp32_on_request(tiny_gopro, tmp_path, monkeypatch):
+    import unblur.train as train_module
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_module, "cpu_has_fast_bf16", lambda: False)
+    assert training_precision(cpu) == (None, True)  # emulated bf16 would be slower than float32
+    monkeypatch.setattr(train_module, "cpu_has_fast_bf16", lambda: True)
+    assert training_precision(cpu) == (torch.bfloat16, True)
+    assert training_precision(cpu, fp32=True) == (None, True)
+    assert training_precision(torch.device("mps")) == (None, False)
+    lines: list[str] = []
+    result = train(TrainConfig(data=str(tiny_gopro), out=str(tmp_path / "run"), model="unblurnet", crop=32,
+                               workers=0, max_steps=2, pixel_loss="psnr", alpha=1.0, edge_weight=0.0,
+                               progress=False), log=lines.append)
+    assert any("on cpu, bfloat16" in line for line in lines), lines
+    assert result.steps == 2 and torch.isfinite(torch.tensor(result.history[-1]["train_loss"]))
+    assert all(v.dtype == torch.float32 for v in load_weights(result.weights).state_dict.values())
 
 
 def test_opt_in_training_extras_run(tiny_gopro, tmp_path):

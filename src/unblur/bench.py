@@ -308,13 +308,6 @@ def inference_paths(model: nn.Module, x: torch.Tensor, device: torch.device, qui
 # Training paths ----------------------------------------------------------------------------------------------
 
 
-def _train_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype ``unblur train`` uses (see unblur.train): bf16/fp16 on CUDA, float32 elsewhere."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def _synth_loader(photos: Sequence[Path], folder: Path, frame: tuple[int, int], crop: int, batch: int,
                   pairs_per_image: int, workers: int, pin: bool) -> torch.utils.data.DataLoader:
     from unblur.data import PairedImages, find_pairs
@@ -339,9 +332,9 @@ def train_paths(name: str, device: torch.device, batch: int, crop: int, loader_f
     """The model-only training step and the real one (data from disk + CombinedLoss), same model."""
     from unblur.data import to_device_float
     from unblur.losses import CombinedLoss
+    from unblur.train import training_precision
 
-    dtype = _train_dtype(device)
-    channels_last = device.type == "cuda"  # as unblur.train does
+    dtype, channels_last = training_precision(device)  # as unblur train does
     dname = "fp32" if dtype is None else str(dtype).removeprefix("torch.").replace("bfloat16", "bf16").replace(
         "float16", "fp16")
     state: dict[str, Any] = {}
