@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Issue #6 item 2 without a GPU: StudentCNN_v3 with every setting of the seed's recipe at its full budget
-# (30 epochs of the GoPro-sized synthesized set at batch 2: 31,500 steps) on the 2-core EPYC, where it
-# takes about 6 hours (about 10 minutes per epoch in bf16, plus 2 of validation), more than one session.
-# So it runs across sessions: each synthesizes the same set again (same photos, sizes and seeds as
-# `scripts/gpu_runs.sh synth`, rendered on the CPU: about 45 minutes), checks that it is the same set as
+# (30 epochs of the GoPro-sized synthesized set at batch 2: 31,500 steps) on the 2-core EPYC, where one
+# epoch took 15-16 minutes of training in bf16 plus about 2.5 of validation on 2026-12-02 (30 epochs:
+# about 9 hours), more than one session. So it runs across sessions: each synthesizes the same set again
+# (same photos, sizes and seeds as `scripts/gpu_runs.sh synth`, rendered on the CPU: 57 minutes), checks that it is the same set as
 # before (the hash of every file's SHA-256, in docs/training/cpu-v3-seed/data.sha256), restores the last
 # saved training state and resumes it with `unblur train --resume`.
 #
@@ -45,7 +45,8 @@ case "${1:-}" in
     fi
     hash=$(data_hash)
     echo "training set: $hash"
-    if [ -e "$STATE/data.sha256" ] && [ "$hash" != "$(cat "$STATE/data.sha256")" ]; then
+    [ -e "$STATE/data.sha256" ] || { mkdir -p "$STATE" && echo "$hash" > "$STATE/data.sha256"; }
+    if [ "$hash" != "$(cat "$STATE/data.sha256")" ]; then
       echo "the synthesized set differs from the one the saved run trained on ($(cat "$STATE/data.sha256"))"
       [ "${ALLOW_DATA_CHANGE:-0}" = 1 ] || exit 1
     fi
@@ -57,7 +58,6 @@ case "${1:-}" in
     if [ -e "$RUN/checkpoint.pt" ]; then
       "$UNBLUR" train --out "$RUN" --resume
     else
-      echo "$hash" > runs/cpu/data.sha256
       "$UNBLUR" train --data "$DATA" --cache --device cpu --out "$RUN"
     fi
     date
@@ -70,7 +70,6 @@ case "${1:-}" in
     for f in checkpoint.pt sharpen_model.pth metrics.csv config.json loss_curve.png; do
       if [ -e "$RUN/$f" ]; then cp "$RUN/$f" "$STATE/$f.tmp" && mv "$STATE/$f.tmp" "$STATE/$f"; fi
     done
-    [ -e "$STATE/data.sha256" ] || cp runs/cpu/data.sha256 "$STATE/data.sha256"
     ls -l "$STATE"
     ;;
   *)

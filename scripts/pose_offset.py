@@ -102,7 +102,7 @@ def main() -> int:
     print(f"{'pair':<28}{'path px':>8}{'offset px':>10}{'input dB':>10}{'mean pose dB':>14}"
           + (f"{'model gain dB':>15}" if gains else "")
           + (f"{'object':>8}{'cropped input':>15}{'Wiener dB':>11}" if args.wiener is not None else ""))
-    b = args.border
+    inner = (slice(None), slice(args.border, h - args.border), slice(args.border, w - args.border))
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -119,8 +119,8 @@ def main() -> int:
                    float(psnr(blur_gamma, sharp)), float(psnr(mean_frame, sharp)), gains.get(name, float("nan")))
             if args.wiener is not None:
                 restored = wiener_known_path(blur_gamma, params.camera.shift, args.wiener)
-                row += (float(params.obj is not None), float(psnr(blur_gamma[:, b:-b, b:-b], sharp[:, b:-b, b:-b])),
-                        float(psnr(quantize_8bit(restored)[:, b:-b, b:-b], sharp[:, b:-b, b:-b])))
+                row += (float(params.obj is not None), float(psnr(blur_gamma[inner], sharp[inner])),
+                        float(psnr(quantize_8bit(restored)[inner], sharp[inner])))
             rows.append(row)
             line = f"{name:<28}{row[0]:>8.0f}{row[1]:>10.1f}{row[2]:>10.2f}{row[3]:>14.2f}"
             line += f"{row[4]:>+15.2f}" if gains else ""
@@ -137,7 +137,7 @@ def main() -> int:
               f"{(~near).sum()} (paths {a[~near, 0].mean():.0f} px)")
     if args.wiener is not None:
         obj = a[:, 5] > 0
-        print(f"Wiener with the true camera path (lambda {args.wiener:g}, {b} px border left out): "
+        print(f"Wiener with the true camera path (lambda {args.wiener:g}, {args.border} px border left out): "
               f"{a[:, 7].mean():.2f} dB against the input's {a[:, 6].mean():.2f} on the same crops "
               f"({(a[:, 7] - a[:, 6]).mean():+.2f}); {(a[~obj, 7] - a[~obj, 6]).mean():+.2f} dB on the "
               f"{(~obj).sum()} pairs without a moving object, {(a[obj, 7] - a[obj, 6]).mean():+.2f} on the "
