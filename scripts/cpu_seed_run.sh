@@ -3,7 +3,8 @@
 # (30 epochs of the GoPro-sized synthesized set at batch 2: 31,500 steps) on the 2-core EPYC, where one
 # epoch took 15-16 minutes of training in bf16 plus about 2.5 of validation on 2026-12-02 (30 epochs:
 # about 9 hours), more than one session. So it runs across sessions: each synthesizes the same set again
-# (same photos, sizes and seeds as `scripts/gpu_runs.sh synth`, rendered on the CPU: 57 minutes), checks that it is the same set as
+# (same photos, sizes and seeds as `scripts/gpu_runs.sh synth`, rendered on the CPU: 57 minutes) unless
+# data/gopro23 survived from an earlier session with its `done` marker, checks that it is the same set as
 # before (the hash of every file's SHA-256, in docs/training/cpu-v3-seed/data.sha256), restores the last
 # saved training state and resumes it with `unblur train --resume`.
 #

@@ -2,15 +2,17 @@
 
 `scripts/pose_offset.py --wiener` showed that Wiener deconvolution told each benchmark pair's true camera
 path gains almost 4 dB where only the camera moves. This probe asks whether the path can be estimated
-from the blurry frame alone, cheaply enough for the student's budget: a CNN at reduced resolution reads
-the frame and regresses the path's cubic (``shift(τ) = a1·τ + a2·τ² + a3·τ³``, the family `unblur synth`
+from the blurry frame alone, cheaply enough for the student's budget: a small CNN at reduced resolution
+(``--net cnn``: on the frame itself; ``--net autocorr``, the default: on the autocorrelation of its
+gradients) regresses the path's cubic (``shift(τ) = a1·τ + a2·τ² + a3·τ³``, the family `unblur synth`
 draws its translations from), then the frame is Wiener-deconvolved by that estimate.
 
 Training pairs are rendered in memory by :func:`unblur.synth.render_pair` at ``--size`` (motion scales
 with the frame, so a 180×320 pair is a quarter-scale 720p one) from the photos given with ``--train``,
 with their true paths; the estimator trains on square crops under the 8 flips and transposes (each maps
 the path exactly). The loss is the path's mean squared error over 17 instants, the smaller of forward
-and time-reversed, since a blur does not show which way time ran. It is then scored on pairs drawn like
+and time-reversed, since a blur does not show which way time ran (with ``autocorr`` also of the
+point-reflected kernel, which that map cannot tell apart). It is then scored on pairs drawn like
 the benchmark's (``--test`` photos, ``--seed``, ``--pairs-per-image``) at the same reduced size:
 endpoint error of the path, and PSNR of the Wiener result with the estimated and with the true path,
 ``--border`` pixels left out on each side (the deconvolution treats the frame as periodic).
@@ -30,6 +32,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pose_offset import wiener_known_path  # this folder is on sys.path when a script in it runs
 from torch import nn
 
 from unblur.io import list_images
@@ -139,23 +142,10 @@ def sparsity(image: torch.Tensor) -> float:
     return float(g.abs().sum() / g.square().sum().sqrt().clamp_min(1e-12))
 
 
-def wiener(blur_gamma: torch.Tensor, coeffs: torch.Tensor, lam: float, samples: torch.Tensor = TAU) -> torch.Tensor:
-    """Wiener deconvolution of one ``(3, H, W)`` frame in linear light by the camera path ``coeffs``.
-
-    The sub-frame at instant τ shows the middle one moved by ``-shift(τ)``: the kernel is the mean of unit
-    impulses there, splatted bilinearly. Periodic boundaries, as any FFT deconvolution.
-    """
-    _, h, w = blur_gamma.shape
-    points = -path_at(coeffs[None].double(), samples.double())[0]  # (T, 2) x, y
-    kernel = torch.zeros(h, w, dtype=torch.float64)
-    x0, y0 = points[:, 0].floor(), points[:, 1].floor()
-    fx, fy = points[:, 0] - x0, points[:, 1] - y0
-    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        kernel.index_put_((((y0 + dy) % h).long(), ((x0 + dx) % w).long()), weight / len(points), accumulate=True)
-    k = torch.fft.rfft2(kernel)
-    linear = blur_gamma.double() ** GAMMA
-    restored = torch.fft.irfft2(torch.fft.rfft2(linear) * k.conj() / (k.abs() ** 2 + lam), s=(h, w))
-    return restored.clamp(0.0, 1.0).pow(1.0 / GAMMA).float()
+def wiener(blur_gamma: torch.Tensor, coeffs: torch.Tensor, lam: float) -> torch.Tensor:
+    """Wiener deconvolution of one ``(3, H, W)`` frame by the camera path ``coeffs`` sampled at :data:`TAU`
+    (pose_offset's deconvolution, given the sampled path as its sub-frame shifts)."""
+    return wiener_known_path(blur_gamma, path_at(coeffs[None].double())[0].numpy(), lam)
 
 
 def render_pool(files: list, size: tuple[int, int], count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
