@@ -33,7 +33,9 @@
 # lost 9 minutes (the detached synthesis did not get UNBLUR; fixed), the two unblurnet runs were stopped
 # by hand after 8 epochs to leave the GPU to v3-seed, and the device time ran out after 26 of v3-seed's
 # 30 epochs (`pack` was done by hand with the same files). Alone on the GPU, all of it (6 minutes of
-# synthesis, then v3-seed at 21-28 s per epoch) fits one 30-minute session.
+# synthesis, then v3-seed at 21-28 s per epoch: about 18 minutes) fitted the 30 minutes of device time a
+# session had then; it does not fit the 15 minutes a session has had since 2026-12-03 (with the machine's
+# start counted in), so item 2 runs on the CPU instead (scripts/cpu_seed_run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHOTOS=${PHOTOS:-../shared/photos}
@@ -46,8 +48,7 @@ DEVICE=${DEVICE:-cuda}
 # pairs (GoPro's training set: 2,103).
 PAIRS_PER_PHOTO=${PAIRS_PER_PHOTO:-105}
 INIT=${INIT:-src/unblur/weights/default.pth}  # where the unblurnet runs start
-# ONLY="v3-seed" (in every call) launches, watches and packs just those runs: the seed's recipe alone fits
-# one 30-minute device session with the synthesis.
+# ONLY="v3-seed" (in every call) launches, watches and packs just those runs.
 read -r -a NAMES <<< "${ONLY:-v3-seed unblurnet-cosine unblurnet-cosine-low}"
 
 wanted() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
