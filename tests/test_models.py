@@ -100,3 +100,27 @@ def test_unblurnet_moves_light_but_neither_adds_nor_removes_it():
     light_in = srgb_to_linear(x.double()).mean(dim=(-2, -1))
     light_out = srgb_to_linear(y.double()).mean(dim=(-2, -1))
     torch.testing.assert_close(light_out, light_in, atol=1e-6, rtol=0)
+
+
+def test_unblurnet_mid_dilations_widen_the_reach_at_no_cost():
+    """Dilating the 1/8-scale convolutions keeps parameters and MACs and reaches further: with the
+    plain residual (no frame-wide mean) and random weights, an input change 126 px away moves the
+    output only in the dilated network; a wrong number of dilations is refused."""
+    torch.manual_seed(0)
+    plain = build_model("unblurnet", linear_light=False).eval()
+    wide = build_model("unblurnet", linear_light=False, mid_dilations=[1, 2, 4, 8, 2, 1]).eval()
+    wide.load_state_dict(plain.state_dict())  # same tensors: dilation is not a weight
+    assert count_macs_per_pixel(wide) == count_macs_per_pixel(plain)
+    assert wide.tile_overlap > plain.tile_overlap
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_(0.0, 0.05)
+        wide.load_state_dict(plain.state_dict())
+        x = 0.5 + 0.1 * torch.rand(1, 3, 256, 512)
+        x2 = x.clone()
+        x2[..., 100:140, 8:24] += 0.3  # a patch more than 125 px left of the columns compared
+        for model, moves in ((plain, False), (wide, True)):
+            change = (model(x2) - model(x))[..., 100:140, 150:190].abs().max()
+            assert (float(change) > 1e-4) == moves, (model.mid_dilations, float(change))
+    with pytest.raises(ValueError, match="mid_dilations must be 6"):
+        build_model("unblurnet", mid_dilations=[1, 2])

@@ -95,12 +95,12 @@ class ResidualStudentCNNv3(StudentCNNv3):
 
 
 class _ResBlock(nn.Module):
-    """``x + conv(relu(conv(x)))`` with 3×3 convolutions of one width."""
+    """``x + conv(relu(conv(x)))`` with 3×3 convolutions of one width (optionally dilated)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, dilations: tuple[int, int] = (1, 1)) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = _conv(channels, channels, dilations[0])
+        self.conv2 = _conv(channels, channels, dilations[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(torch.relu(self.conv1(x)))
@@ -159,22 +159,33 @@ class UnblurNet(nn.Module):
     lightly blurred frame (−1.4 dB on validation after 1,000 steps, docs/results.md). Here brightness
     can only change where the network sharpens, the way it does physically. ``linear_light=False`` is
     the plain encoded-value residual.
+
+    ``mid_dilations`` (one per convolution of the 1/8-scale blocks, ``2 × blocks[2]`` of them; default
+    all 1) widens the receptive field at no cost in parameters or MACs: at 1/8 scale a 3×3 convolution
+    of dilation ``d`` reaches ``8·d`` pixels, so (1, 2, 4, 8, 2, 1) lets those six convolutions span
+    ±144 px instead of ±48, the length of the longest synthesized blurs.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 96), blocks: tuple[int, int, int] = (2, 2, 3),
-                 linear_light: bool = True, mean_window: int = 255) -> None:
+                 linear_light: bool = True, mean_window: int = 255,
+                 mid_dilations: tuple[int, ...] | None = None) -> None:
         super().__init__()
         if mean_window < 1 or mean_window % 2 == 0:
             raise ValueError(f"mean_window must be a positive odd number of pixels, got {mean_window}")
+        mid_dilations = tuple(mid_dilations or (1,) * (2 * blocks[2]))
+        if len(mid_dilations) != 2 * blocks[2] or min(mid_dilations) < 1:
+            raise ValueError(f"mid_dilations must be {2 * blocks[2]} positive integers (two per 1/8-scale "
+                             f"block), got {list(mid_dilations)}")
         self.linear_light = linear_light
         self.mean_window = mean_window
+        self.mid_dilations = mid_dilations
         c1, c2, c3 = widths
         self.stem = nn.Conv2d(12, c1, 3, padding=1)
         self.enc1 = nn.Sequential(*[_ResBlock(c1) for _ in range(blocks[0])])
         self.down1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
         self.enc2 = nn.Sequential(*[_ResBlock(c2) for _ in range(blocks[1])])
         self.down2 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)
-        self.mid = nn.Sequential(*[_ResBlock(c3) for _ in range(blocks[2])])
+        self.mid = nn.Sequential(*[_ResBlock(c3, mid_dilations[2 * i:2 * i + 2]) for i in range(blocks[2])])
         self.up2 = nn.Sequential(nn.Conv2d(c3, c2 * 4, 1), nn.PixelShuffle(2))
         self.dec2 = _ResBlock(c2)
         self.up1 = nn.Sequential(nn.Conv2d(c2, c1 * 4, 1), nn.PixelShuffle(2))
@@ -189,8 +200,10 @@ class UnblurNet(nn.Module):
         the correction's local mean reaches ``mean_window // 2`` pixels away, and the U-Net's own context
         about 32 px beyond that. Measured on a 1-megapixel photo in 256 px tiles with the bundled weights:
         the largest difference to the untiled result is 1.11 8-bit levels at 128 px of overlap, 0.06 at
-        160, 0.00 at 192 (tests/test_fastpaths.py asks for at most one level)."""
-        return max(32, self.mean_window // 2 + 33) if self.linear_light else 32
+        160, 0.00 at 192 (tests/test_fastpaths.py asks for at most one level). Dilated 1/8-scale
+        convolutions reach ``8·(d − 1)`` pixels further each."""
+        context = 32 + 8 * sum(d - 1 for d in self.mid_dilations)
+        return max(context, self.mean_window // 2 + 1 + context) if self.linear_light else context
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Does a wider receptive field help the default student? (issue #6, docs/results.md "Dilated bottleneck")
+# UnblurNet as bundled against the same network with its 1/8-scale convolutions dilated
+# (model_kwargs mid_dilations = [1, 2, 4, 8, 2, 1]: the same parameters and MACs, a reach of ±144 px
+# instead of ±48 there), both from scratch with the same data, seed and steps, one thread each, side by
+# side; then both scored on the quality benchmark.
+#
+#   scripts/dilation_ab.sh     # about an hour on 2 CPU cores (S1 + S2 = 4,900 steps each)
+#
+# Data: every third frame of data/gopro23 (the GoPro-sized set of scripts/cpu_seed_run.sh, 23 photos x
+# 105 pairs), linked into data/gopro23-third: 805 pairs, so two cached runs fit in 24 GB. `unblur train`
+# holds the same three photos out for validation as on the full set. Recipe: the bundled model's stages
+# 1-2 (MSE to get the zero-initialized head moving, then -PSNR per image), at 256 px crops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FULL=${FULL:-data/gopro23}
+DATA=${DATA:-data/gopro23-third}
+RUNS=${RUNS:-runs/ab}
+UNBLUR=${UNBLUR:-.venv/bin/unblur}
+S1=${S1:-1400}   # MSE steps
+S2=${S2:-3500}   # -PSNR steps after those
+
+if [ ! -d "$DATA/train" ]; then
+  [ -d "$FULL/train" ] || { echo "no $FULL/train: make it with scripts/cpu_seed_run.sh or scripts/gpu_runs.sh synth" >&2; exit 1; }
+  for seq in "$FULL"/train/*/; do
+    for kind in blur_gamma sharp; do
+      mkdir -p "$DATA/train/$(basename "$seq")/$kind"
+      for f in $(ls "$seq$kind" | awk 'NR % 3 == 1'); do ln -s "$(realpath "$seq$kind/$f")" "$DATA/train/$(basename "$seq")/$kind/$f"; done
+    done
+  done
+fi
+mkdir -p "$RUNS"
+printf 'model = "unblurnet"\n' > "$RUNS/plain.toml"
+printf 'model = "unblurnet"\nmodel_kwargs = { mid_dilations = [1, 2, 4, 8, 2, 1] }\n' > "$RUNS/dilated.toml"
+COMMON=(--data "$DATA" --alpha 1 --edge-weight 0 --lr 2e-4 --warmup 200 --ema 0.999 --batch-size 8 --crop 256
+        --repeat 4 --val-limit 16 --epochs 1000 --cache --workers 0 --device cpu)
+arm() {  # arm NAME: stage 1 (MSE), then stage 2 (-PSNR) from stage 1's EMA weights
+  OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --config "$RUNS/$1.toml" --max-steps "$S1" --out "$RUNS/$1-mse"
+  OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --config "$RUNS/$1.toml" --max-steps "$S2" --pixel-loss psnr \
+    --init "$RUNS/$1-mse/checkpoint.pt" --out "$RUNS/$1-psnr"
+}
+arm plain > "$RUNS/plain.log" 2>&1 &
+plain=$!
+arm dilated > "$RUNS/dilated.log" 2>&1
+wait "$plain"  # a failed run stops the script (set -e)
+scripts/quality_benchmark.sh "$RUNS"/{plain,dilated}-psnr/sharpen_model.pth
