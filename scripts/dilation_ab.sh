@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Does a wider receptive field help the default student? (issue #6, docs/results.md "Dilated bottleneck")
+# Does a wider receptive field help the default student? (issue #6, docs/results.md, "A wider reach at no cost")
 # UnblurNet as bundled against the same network with its 1/8-scale convolutions dilated
 # (model_kwargs mid_dilations = [1, 2, 4, 8, 2, 1]: the same parameters and MACs, a reach of ±144 px
 # instead of ±48 there), both from scratch with the same data, seed and steps, one thread each, side by
