@@ -9,7 +9,8 @@
 # these two side by side, one thread each, and then alone with both threads:
 #   mse-long     the plain arm with its stages' lengths swapped: MSE for 2,450 steps, -PSNR for 1,050
 #
-#   scripts/schedule_ab.sh     # needs data/gopro23-third, made by scripts/dilation_ab.sh; about 2 hours
+#   scripts/schedule_ab.sh     # needs data/gopro23-third, made by scripts/dilation_ab.sh; about 2.4 hours
+#                              # on the 2-core AVX-512 EPYC (1.5 h for the first two arms, 48 min for mse-long)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/gopro23-third}
