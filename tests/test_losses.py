@@ -117,3 +117,26 @@ def test_psnr_loss_is_minus_the_mean_psnr_per_image():
     assert float(terms.mse) == pytest.approx(float(((pred - target) ** 2).mean()))
     with pytest.raises(ValueError, match="mse, psnr"):
         combined_loss(pred, target, pixel="l1")
+
+
+def test_psnr_knee_weighs_sharp_images_between_mse_and_minus_psnr():
+    from unblur.losses import CombinedLoss, combined_loss, knee_eps
+
+    assert knee_eps(80) == 1e-8 and knee_eps(30) == pytest.approx(1e-3)
+    assert float(CombinedLoss(1.0, 0.0, "psnr")(torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.1))) == (
+        pytest.approx(-20.0, abs=1e-5))  # the default knee, 80 dB, is plain -PSNR
+    target = torch.full((2, 3, 16, 16), 0.5, dtype=torch.float64)
+    pred = (target + torch.tensor([0.1, 0.01], dtype=torch.float64).view(2, 1, 1, 1)).requires_grad_()  # 20, 40 dB
+
+    def weight_ratio(pixel: str, knee: float = 80.0) -> float:
+        """How much more the sharp image's gradient counts than the blurry one's, per unit of its error."""
+        terms = combined_loss(pred, target, alpha=1.0, edge_weight=0.0, pixel=pixel, psnr_knee=knee)
+        (grad,) = torch.autograd.grad(terms.total, pred)
+        return float((grad[1] / 0.01).mean() / (grad[0] / 0.1).mean())
+
+    knee30 = combined_loss(pred, target, alpha=1.0, edge_weight=0.0, pixel="psnr", psnr_knee=30)
+    expected = sum(10 * math.log10(mse + 1e-3) for mse in (1e-2, 1e-4)) / 2
+    assert float(knee30.total) == pytest.approx(expected, rel=1e-6)
+    assert weight_ratio("mse") == pytest.approx(1.0)
+    assert weight_ratio("psnr") == pytest.approx(100.0, rel=1e-4)
+    assert weight_ratio("psnr", 30) == pytest.approx((1e-2 + 1e-3) / (1e-4 + 1e-3), rel=1e-4)  # 10, between

@@ -682,6 +682,7 @@ def test_training_out_of_memory_suggests_smaller_batch_or_crop(tiny_gopro, tmp_p
     ('ema = "slow"', "ema: expected a decay"),
     ('cache = "yes"', "cache: expected true or false"),
     ("model_kwargs = 3", "model_kwargs: expected a table"),
+    ("psnr_knee = 0", "psnr_knee: expected a positive number of dB"),
     ('checkpoint_seconds = "often"', "checkpoint_seconds: expected a positive number"),
     ('teacher = "no/such/teacher.pth"', "teacher: weights file no/such/teacher.pth not found"),
     ("colour = 1", "unknown setting(s) colour"),
@@ -706,7 +707,8 @@ def test_yaml_exponent_numbers_are_numbers(tmp_path):
     assert load_config(config)["lr"] == 1e-4
 
 
-@pytest.mark.parametrize("args", [["--lr", "fast"], ["--epochs", "many"], ["--ema", "1.5"], ["--edge-weight", "nan"]])
+@pytest.mark.parametrize("args", [["--lr", "fast"], ["--epochs", "many"], ["--ema", "1.5"], ["--edge-weight", "nan"],
+                                  ["--psnr-knee", "-3"]])
 def test_bad_flags_get_a_message(args, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--data", "x", *args])

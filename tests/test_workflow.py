@@ -97,10 +97,14 @@ def test_cpu_training_runs_bf16_where_the_cpu_has_it_and_fp32_on_request(tiny_go
     assert training_precision(torch.device("mps")) == (None, False)
     lines: list[str] = []
     result = train(TrainConfig(data=str(tiny_gopro), out=str(tmp_path / "run"), model="unblurnet", crop=32,
-                               workers=0, max_steps=2, pixel_loss="psnr", alpha=1.0, edge_weight=0.0,
-                               progress=False), log=lines.append)
+                               workers=0, max_steps=2, pixel_loss="psnr", psnr_knee=30.0, alpha=1.0,
+                               edge_weight=0.0, progress=False), log=lines.append)
     assert any("on cpu, bfloat16" in line for line in lines), lines
     assert result.steps == 2 and torch.isfinite(torch.tensor(result.history[-1]["train_loss"]))
+    last = result.history[-1]
+    # The knee adds 1e-3 to each image's MSE: the loss in dB stays above -30, and on validation frames near
+    # 30 dB it lies well above minus their PSNR, which plain -PSNR would match (to the 8-bit rounding).
+    assert -30.0 < last["train_loss"] < 0 and last["val_loss"] > -30.0 and last["val_loss"] > 1 - last["val_psnr"]
     assert all(v.dtype == torch.float32 for v in load_weights(result.weights).state_dict.values())
 
 

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edge-weight", type=_non_negative_float, help="weight of the Sobel edge L1 term (default: 1.0)")
     p.add_argument("--pixel-loss", choices=PIXEL_LOSSES,
                    help="the alpha term: the seed's MSE, or -PSNR per image (log MSE; default: mse)")
+    p.add_argument("--psnr-knee", type=_positive_float, metavar="DB",
+                   help="with --pixel-loss psnr: images sharper than about DB are weighted as under MSE, "
+                   "blurrier ones as under -PSNR (the loss is log(MSE + 10^(-DB/10)); default: 80, plain -PSNR)")
     p.add_argument("--crop", type=_positive_int, help="training crop size in pixels (default: 256)")
     p.add_argument("--workers", type=_non_negative_int, help="DataLoader worker processes")
     p.add_argument("--seed", type=_non_negative_int, help="random seed (default: 0)")
@@ -281,7 +284,7 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
 
 _TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "lr", "alpha", "edge_weight",
                 "crop", "workers", "seed", "max_steps", "ema", "warmup", "repeat", "val_limit", "accum", "clip",
-                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss")
+                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss", "psnr_knee")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

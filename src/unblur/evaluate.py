@@ -71,13 +71,13 @@ SSIM_WINDOW = 11
 
 
 def score(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.8, edge_weight: float = 1.0,
-          pixel: str = "mse") -> Scores:
+          pixel: str = "mse", psnr_knee: float = 80.0) -> Scores:
     """Score one prediction ``(1, 3, H, W)`` against its target (loss on the float output, metrics at 8 bits).
 
     SSIM needs its 11×11 window inside the image; for an image with a shorter side it is undefined and
     reported as NaN, which the means skip, instead of failing a whole evaluation over one thumbnail.
     """
-    loss = combined_loss(pred, target, alpha, edge_weight, pixel).total
+    loss = combined_loss(pred, target, alpha, edge_weight, pixel, psnr_knee).total
     defined = min(pred.shape[-2:]) >= SSIM_WINDOW
     return Scores(float(loss), float(psnr(pred, target)), float(ssim(pred, target)) if defined else math.nan)
 

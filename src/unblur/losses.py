@@ -21,8 +21,8 @@ from pytorch_msssim import ms_ssim as _ms_ssim
 from pytorch_msssim import ssim as _ssim
 from torch import nn
 
-__all__ = ["PIXEL_LOSSES", "CombinedLoss", "LossTerms", "combined_loss", "ms_ssim_any_size", "psnr_loss",
-           "sobel_magnitude"]
+__all__ = ["PIXEL_LOSSES", "CombinedLoss", "LossTerms", "combined_loss", "knee_eps", "ms_ssim_any_size",
+           "psnr_loss", "sobel_magnitude"]
 
 PIXEL_LOSSES = ("mse", "psnr")
 """What the ``alpha`` term measures: the seed's MSE, or :func:`psnr_loss`."""
@@ -97,14 +97,28 @@ class LossTerms:
         return {k: float(getattr(self, k).detach()) for k in ("total", "mse", "ms_ssim", "edge")}
 
 
+def knee_eps(psnr_knee: float) -> float:
+    """The ``eps`` of :func:`psnr_loss` for a knee at ``psnr_knee`` dB: ``10^(−psnr_knee/10)``.
+
+    Why a knee: −PSNR divides each image's gradient by its own MSE, so a nearly sharp crop (MSE ~1e-4)
+    weighs about 100× more than a badly blurred one (~1e-2), and a fresh student that starts sharpening
+    loses more on the former than it gains on the latter (docs/results.md: under −PSNR alone UnblurNet
+    stays near the identity). ``log(MSE + eps)`` is −PSNR for images much worse than the knee and
+    ``MSE / eps`` plus a constant (plain MSE) for images much better, a loss between the two. 80 dB
+    (``eps = 1e-8``) is plain −PSNR for any 8-bit image.
+    """
+    return 10.0 ** (-psnr_knee / 10.0)
+
+
 def combined_loss(
-    pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.8, edge_weight: float = 1.0, pixel: str = "mse"
+    pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.8, edge_weight: float = 1.0, pixel: str = "mse",
+    psnr_knee: float = 80.0,
 ) -> LossTerms:
     """``alpha·MSE + (1−alpha)·(1 − MS-SSIM) + edge_weight·L1(Sobel(pred), Sobel(target))``.
 
     ``pred`` and ``target`` are ``(N, 3, H, W)`` in ``[0, 1]``; every term is a batch mean. With
     ``pixel="psnr"`` the first term is ``alpha·``:func:`psnr_loss` instead of ``alpha·MSE`` (``mse`` is
-    still reported as the MSE).
+    still reported as the MSE), with its ``eps`` from ``psnr_knee`` (:func:`knee_eps`).
     """
     if pixel not in PIXEL_LOSSES:
         raise ValueError(f"pixel loss must be one of {', '.join(PIXEL_LOSSES)}, got {pixel!r}")
@@ -123,7 +137,7 @@ def combined_loss(
         sim = ms_ssim_any_size(pred, target)
     with torch.set_grad_enabled(torch.is_grad_enabled() and edge_weight > 0.0):
         edge = F.l1_loss(sobel_magnitude(pred), sobel_magnitude(target))
-    first = _minus_psnr(per_image) if pixel == "psnr" else mse
+    first = _minus_psnr(per_image, knee_eps(psnr_knee)) if pixel == "psnr" else mse
     total = alpha * first + (1.0 - alpha) * (1.0 - sim) + edge_weight * edge
     return LossTerms(total=total, mse=mse, ms_ssim=sim, edge=edge)
 
@@ -140,7 +154,8 @@ class CombinedLoss(nn.Module):
     True
     """
 
-    def __init__(self, alpha: float = 0.8, edge_weight: float = 1.0, pixel: str = "mse") -> None:
+    def __init__(self, alpha: float = 0.8, edge_weight: float = 1.0, pixel: str = "mse",
+                 psnr_knee: float = 80.0) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -151,11 +166,13 @@ class CombinedLoss(nn.Module):
         self.alpha = alpha
         self.edge_weight = edge_weight
         self.pixel = pixel
+        self.psnr_knee = psnr_knee
         self.last: LossTerms | None = None
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        self.last = combined_loss(pred, target, self.alpha, self.edge_weight, self.pixel)
+        self.last = combined_loss(pred, target, self.alpha, self.edge_weight, self.pixel, self.psnr_knee)
         return self.last.total
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, edge_weight={self.edge_weight}, pixel={self.pixel!r}"
+        return (f"alpha={self.alpha}, edge_weight={self.edge_weight}, pixel={self.pixel!r}, "
+                f"psnr_knee={self.psnr_knee}")

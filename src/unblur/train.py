@@ -121,6 +121,7 @@ class TrainConfig:
     alpha: float = 0.8
     edge_weight: float = 1.0
     pixel_loss: str = "mse"
+    psnr_knee: float = 80.0
     crop: int = 256
     workers: int | None = None
     seed: int = 0
@@ -203,6 +204,7 @@ class TrainConfig:
         number("alpha", 0, 1, what="a number in [0, 1]")
         number("edge_weight", 0, what="a number >= 0")
         number("distill_weight", 0, what="a number >= 0")
+        number("psnr_knee", 0, low_open=True, what="a positive number of dB such as 30")
         number("val_fraction", 0, 1, low_open=True, high_open=True, what="a number in (0, 1)")
         number("ema", 0, 1, low_open=True, high_open=True, optional=True, what="a decay in (0, 1) such as 0.999")
         number("clip", 0, low_open=True, optional=True, what="a positive gradient norm")
@@ -442,7 +444,7 @@ def training_precision(device: torch.device, fp32: bool = False) -> tuple[torch.
 
 @torch.inference_mode()
 def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: torch.dtype | None,
-              channels_last: bool, alpha: float, edge_weight: float, pixel: str,
+              channels_last: bool, alpha: float, edge_weight: float, pixel: str, psnr_knee: float,
               broken: Callable[[str], None]) -> dict[str, float]:
     """Mean combined loss, PSNR and SSIM over full validation frames, and the PSNR of the blurry input
     itself for reference; undecodable frames go to ``broken``."""
@@ -461,7 +463,7 @@ def _validate(model: nn.Module, pairs: list[Pair], device: torch.device, dtype: 
         tgt = to_device_float(tgt_u8.unsqueeze(0), device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             pred = model(inp)
-        s = score(pred.float().clamp(0, 1).contiguous(), tgt, alpha, edge_weight, pixel)
+        s = score(pred.float().clamp(0, 1).contiguous(), tgt, alpha, edge_weight, pixel, psnr_knee)
         values["val_loss"].append(s.loss)
         values["val_psnr"].append(s.psnr)
         values["val_ssim"].append(s.ssim)
@@ -652,7 +654,7 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         teacher = load_weights(cfg.teacher).build().to(device).eval().requires_grad_(False)
         if channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
-    loss_fn = CombinedLoss(cfg.alpha, cfg.edge_weight, cfg.pixel_loss)
+    loss_fn = CombinedLoss(cfg.alpha, cfg.edge_weight, cfg.pixel_loss, cfg.psnr_knee)
 
     step, epoch, batch_in_epoch, skipped_steps = 0, 0, 0, 0
     history: list[dict[str, Any]] = []
@@ -739,7 +741,8 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
                 # distill_weight is a ratio free of units (1: the teacher counts as much as the ground
                 # truth) whatever the pixel loss; an L1 term would be negligible beside -PSNR's gradients
                 # and overwhelming beside MSE's.
-                distill = combined_loss(pred, teacher_out, cfg.alpha, cfg.edge_weight, cfg.pixel_loss).total
+                distill = combined_loss(pred, teacher_out, cfg.alpha, cfg.edge_weight, cfg.pixel_loss,
+                                        cfg.psnr_knee).total
                 loss = loss + cfg.distill_weight * distill
             finite = torch.isfinite(loss.detach()).float()
             if ddp.world > 1:  # every process must skip together, or DDP's gradient all-reduce would hang
@@ -796,7 +799,8 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         if ddp.main:
             eval_model = ema.module if ema is not None else model
             row.update(_validate(eval_model, val_pairs, device, dtype, channels_last, cfg.alpha, cfg.edge_weight,
-                                 cfg.pixel_loss, lambda line: skip_broken(line, "left out of validation")))
+                                 cfg.pixel_loss, cfg.psnr_knee,
+                                 lambda line: skip_broken(line, "left out of validation")))
             row["skipped_pairs"] = len(skipped)
             history.append(row)
             if row["val_psnr"] > best_psnr:

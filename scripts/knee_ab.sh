@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# A loss between MSE and -PSNR (issue #6, docs/results.md, "A loss between MSE and -PSNR")
+# --psnr-knee 30 makes the pixel loss log(MSE + 1e-3): -PSNR for crops much blurrier than 30 dB, plain MSE
+# for crops much sharper. Against the arms of scripts/schedule_ab.sh (same data, seed, batch, crops, steps):
+#   knee-only  --psnr-knee 30 from the first step, 3,500 steps, lr 2e-4 constant (vs psnr-const: +0.09 dB)
+#   knee-after mse-long's MSE stage (2,450 steps), then 1,050 steps with --psnr-knee 30 (vs mse-long: +0.43)
+# side by side, one thread each; each then scored on the quality benchmark.
+#
+#   scripts/knee_ab.sh     # needs data/gopro23-third (scripts/dilation_ab.sh) and runs/ab/mse-long-mse
+#                          # (scripts/schedule_ab.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-data/gopro23-third}
+RUNS=${RUNS:-runs/ab}
+UNBLUR=${UNBLUR:-.venv/bin/unblur}
+
+[ -d "$DATA/train" ] || { echo "no $DATA/train: scripts/dilation_ab.sh makes it" >&2; exit 1; }
+[ -f "$RUNS/mse-long-mse/checkpoint.pt" ] || { echo "no $RUNS/mse-long-mse: scripts/schedule_ab.sh makes it" >&2; exit 1; }
+printf 'model = "unblurnet"\n' > "$RUNS/plain.toml"
+COMMON=(--data "$DATA" --config "$RUNS/plain.toml" --alpha 1 --edge-weight 0 --warmup 200 --ema 0.999
+        --batch-size 8 --crop 256 --repeat 4 --val-limit 16 --epochs 1000 --cache --workers 0 --device cpu
+        --lr 2e-4 --pixel-loss psnr --psnr-knee 30)
+OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --max-steps 3500 --out "$RUNS/knee-only" \
+  > "$RUNS/knee-only.log" 2>&1 &
+only=$!
+OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --max-steps 1050 --init "$RUNS/mse-long-mse/checkpoint.pt" \
+  --out "$RUNS/knee-after" > "$RUNS/knee-after.log" 2>&1
+wait "$only"  # a failed run stops the script (set -e)
+scripts/quality_benchmark.sh "$RUNS"/{knee-only,knee-after}/sharpen_model.pth
