@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Does the unused MAC budget help? (issue #6, docs/results.md, "A wider first level")
+# Does the unused MAC budget help? (issue #6, docs/results.md, "A loss between MSE and -PSNR: the knee")
 # The bundled UnblurNet uses 889k of the goal's 1M parameters but 40k of its 60k MACs per pixel. Its
 # half-resolution level (widths[0] = 32 channels) is where MACs are cheap in parameters, so this arm widens
 # it to 44: 951,248 parameters, 53,648 MACs/px. Trained from scratch with mse-long's recipe of
