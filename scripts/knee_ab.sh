@@ -11,7 +11,7 @@
 #
 # Result (docs/results.md): on 2026-12-03 knee-only +0.52 dB, knee-after +0.45 (mse-long +0.43, psnr-const
 # +0.09); knee-only again on 2026-12-04 (alone, two threads) +0.54, and run on with --resume --max-steps
-# 7000 it peaked on validation at step 4,550 (+0.60 on the benchmark), over-sharpening sharp frames.
+# 7000 it peaked on validation at step 4,550 (+0.60 on the benchmark), adding faint artefacts to smooth frames.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/gopro23-third}
