@@ -10,6 +10,10 @@
 #              frames near their target 100x more than badly blurred ones: does it undo the damage and keep the gain?
 # then both scored on the quality benchmark (each run's best validation weights).
 #
+# Result (2026-12-04, docs/results.md): knee-wide +0.60 dB (as knee-only), knee-psnr +0.63 and the best SSIM
+# (0.8675; resumed to 3,500 steps with `unblur train --out runs/ab/knee-psnr --resume --max-steps 3500`),
+# validation 31.19-31.20 for both against the bundled weights' 31.32: the damage to smooth frames stays.
+#
 #   scripts/knee_sweep.sh     # needs data/gopro23-third (scripts/synth_third.py) and runs/ab/knee-only
 #                             # (scripts/knee_ab.sh, then its knee-only arm resumed with --max-steps 7000)
 set -euo pipefail

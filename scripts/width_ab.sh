@@ -11,6 +11,7 @@
 # Not finished: on 2026-12-03 its MSE stage ran to the end beside another run (validation 31.04, 30.94,
 # 30.85, 30.70, 30.63, 30.64, 30.66 dB by 350 steps; the bundled widths' 31.01, 30.80, 30.65, 30.54, 30.57,
 # 30.64, 30.64), and the session ended 120 steps into its -PSNR stage, taking the run folder with it.
+# The same widths with the knee (scripts/knee_sweep.sh, knee-wide) did as well as the bundled widths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-data/gopro23-third}
