@@ -11,15 +11,13 @@
 #
 # Data: every third frame of data/gopro23 (the GoPro-sized set of scripts/cpu_seed_run.sh, 23 photos x
 # 105 pairs), linked into data/gopro23-third: 805 pairs, so two cached runs fit in 24 GB. `unblur train`
-# holds the same three photos out for validation as on the full set. Without data/gopro23, scripts/synth_third.py renders just
-# those 805 pairs (the same bytes, a third of the time). Recipe: the bundled model's stages
+# holds the same three photos out for validation as on the full set. Without data/gopro23,
+# scripts/synth_third.py renders just those 805 pairs (the same bytes, a third of the time). Recipe: the bundled model's stages
 # 1-2 (MSE to get the zero-initialized head moving, then -PSNR per image), at 256 px crops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FULL=${FULL:-data/gopro23}
-DATA=${DATA:-data/gopro23-third}
-RUNS=${RUNS:-runs/ab}
-UNBLUR=${UNBLUR:-.venv/bin/unblur}
+source scripts/ab_common.sh
 S1=${S1:-1050}   # MSE steps
 S2=${S2:-2450}   # -PSNR steps after those
 
@@ -32,11 +30,9 @@ if [ ! -d "$DATA/train" ]; then
     done
   done
 fi
-mkdir -p "$RUNS"
-printf 'model = "unblurnet"\n' > "$RUNS/plain.toml"
-printf 'model = "unblurnet"\nmodel_kwargs = { mid_dilations = [1, 2, 4, 8, 2, 1] }\n' > "$RUNS/dilated.toml"
-COMMON=(--data "$DATA" --alpha 1 --edge-weight 0 --lr 2e-4 --warmup 200 --ema 0.999 --batch-size 8 --crop 256
-        --repeat 4 --val-limit 16 --epochs 1000 --cache --workers 0 --device cpu)
+ab_config plain
+ab_config dilated "mid_dilations = [1, 2, 4, 8, 2, 1]"
+COMMON=("${AB_RECIPE[@]}" --lr 2e-4)
 arm() {  # arm NAME: stage 1 (MSE), then stage 2 (-PSNR) from stage 1's EMA weights
   OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --config "$RUNS/$1.toml" --max-steps "$S1" --out "$RUNS/$1-mse"
   OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --config "$RUNS/$1.toml" --max-steps "$S2" --pixel-loss psnr \

@@ -14,16 +14,11 @@
 # 7000 it peaked on validation at step 4,550 (+0.60 on the benchmark), adding faint artefacts to smooth frames.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-data/gopro23-third}
-RUNS=${RUNS:-runs/ab}
-UNBLUR=${UNBLUR:-.venv/bin/unblur}
-
-[ -d "$DATA/train" ] || { echo "no $DATA/train: scripts/dilation_ab.sh makes it" >&2; exit 1; }
+source scripts/ab_common.sh
+ab_need_data
 [ -f "$RUNS/mse-long-mse/checkpoint.pt" ] || { echo "no $RUNS/mse-long-mse: scripts/schedule_ab.sh makes it" >&2; exit 1; }
-printf 'model = "unblurnet"\n' > "$RUNS/plain.toml"
-COMMON=(--data "$DATA" --config "$RUNS/plain.toml" --alpha 1 --edge-weight 0 --warmup 200 --ema 0.999
-        --batch-size 8 --crop 256 --repeat 4 --val-limit 16 --epochs 1000 --cache --workers 0 --device cpu
-        --lr 2e-4 --pixel-loss psnr --psnr-knee 30)
+ab_config plain
+COMMON=("${AB_RECIPE[@]}" --config "$RUNS/plain.toml" --lr 2e-4 --pixel-loss psnr --psnr-knee 30)
 OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" --max-steps 3500 --out "$RUNS/knee-only" \
   > "$RUNS/knee-only.log" 2>&1 &
 only=$!

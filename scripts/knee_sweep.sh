@@ -18,16 +18,12 @@
 #                             # (scripts/knee_ab.sh, then its knee-only arm resumed with --max-steps 7000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-data/gopro23-third}
-RUNS=${RUNS:-runs/ab}
-UNBLUR=${UNBLUR:-.venv/bin/unblur}
-
-[ -d "$DATA/train" ] || { echo "no $DATA/train: scripts/synth_third.py makes it" >&2; exit 1; }
+source scripts/ab_common.sh
+ab_need_data
 [ -f "$RUNS/knee-only/checkpoint.pt" ] || { echo "no $RUNS/knee-only: scripts/knee_ab.sh makes it" >&2; exit 1; }
-printf 'model = "unblurnet"\n' > "$RUNS/plain.toml"
-printf 'model = "unblurnet"\nmodel_kwargs = { widths = [44, 64, 96] }\n' > "$RUNS/wide.toml"
-COMMON=(--data "$DATA" --alpha 1 --edge-weight 0 --warmup 200 --ema 0.999 --batch-size 8 --crop 256 --repeat 4
-        --val-limit 16 --epochs 1000 --cache --workers 0 --device cpu --lr 2e-4 --pixel-loss psnr)
+ab_config plain
+ab_config wide "widths = [44, 64, 96]"
+COMMON=("${AB_RECIPE[@]}" --lr 2e-4 --pixel-loss psnr)
 OMP_NUM_THREADS=2 "$UNBLUR" train "${COMMON[@]}" --config "$RUNS/wide.toml" --psnr-knee 30 --max-steps 4900 \
   --out "$RUNS/knee-wide" > "$RUNS/knee-wide.log" 2>&1
 OMP_NUM_THREADS=2 "$UNBLUR" train "${COMMON[@]}" --config "$RUNS/plain.toml" --max-steps 1750 \

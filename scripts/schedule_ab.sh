@@ -13,15 +13,10 @@
 #                              # on the 2-core AVX-512 EPYC (1.5 h for the first two arms, 48 min for mse-long)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-data/gopro23-third}
-RUNS=${RUNS:-runs/ab}
-UNBLUR=${UNBLUR:-.venv/bin/unblur}
-
-[ -d "$DATA/train" ] || { echo "no $DATA/train: scripts/dilation_ab.sh makes it" >&2; exit 1; }
-mkdir -p "$RUNS"
-printf 'model = "unblurnet"\n' > "$RUNS/plain.toml"
-COMMON=(--data "$DATA" --config "$RUNS/plain.toml" --alpha 1 --edge-weight 0 --warmup 200 --ema 0.999
-        --batch-size 8 --crop 256 --repeat 4 --val-limit 16 --epochs 1000 --cache --workers 0 --device cpu)
+source scripts/ab_common.sh
+ab_need_data
+ab_config plain
+COMMON=("${AB_RECIPE[@]}" --config "$RUNS/plain.toml")
 PSNR=(--pixel-loss psnr --max-steps 3500)
 OMP_NUM_THREADS=1 "$UNBLUR" train "${COMMON[@]}" "${PSNR[@]}" --lr 2e-4 --out "$RUNS/psnr-const" \
   > "$RUNS/psnr-const.log" 2>&1 &

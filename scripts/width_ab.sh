@@ -14,16 +14,11 @@
 # The same widths with the knee (scripts/knee_sweep.sh, knee-wide) did as well as the bundled widths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-data/gopro23-third}
-RUNS=${RUNS:-runs/ab}
-UNBLUR=${UNBLUR:-.venv/bin/unblur}
 MSE_THREADS=${MSE_THREADS:-2}  # 1 when it shares the CPU with another run
-
-[ -d "$DATA/train" ] || { echo "no $DATA/train: scripts/dilation_ab.sh makes it" >&2; exit 1; }
-mkdir -p "$RUNS"
-printf 'model = "unblurnet"\nmodel_kwargs = { widths = [44, 64, 96] }\n' > "$RUNS/wide.toml"
-COMMON=(--data "$DATA" --config "$RUNS/wide.toml" --alpha 1 --edge-weight 0 --warmup 200 --ema 0.999
-        --batch-size 8 --crop 256 --repeat 4 --val-limit 16 --epochs 1000 --cache --workers 0 --device cpu --lr 2e-4)
+source scripts/ab_common.sh
+ab_need_data
+ab_config wide "widths = [44, 64, 96]"
+COMMON=("${AB_RECIPE[@]}" --config "$RUNS/wide.toml" --lr 2e-4)
 OMP_NUM_THREADS=$MSE_THREADS "$UNBLUR" train "${COMMON[@]}" --max-steps 2450 --out "$RUNS/wide-mse" > "$RUNS/wide.log" 2>&1
 "$UNBLUR" train "${COMMON[@]}" --pixel-loss psnr --max-steps 1050 --init "$RUNS/wide-mse/checkpoint.pt" \
   --out "$RUNS/wide-psnr" >> "$RUNS/wide.log" 2>&1
