@@ -13,7 +13,7 @@ AB_RECIPE=(--data "$DATA" --alpha 1 --edge-weight 0 --warmup 200 --ema 0.999 --b
            --repeat 4 --val-limit 16 --epochs 1000 --cache --workers 0 --device cpu)
 
 ab_need_data() {
-  [ -d "$DATA/train" ] || { echo "no $DATA/train: scripts/synth_third.py or scripts/dilation_ab.sh makes it" >&2; exit 1; }
+  [ -d "$DATA/train" ] || { echo "no $DATA/train: scripts/gpu_runs.sh makes it with PAIR_STEP=3 (see there)" >&2; exit 1; }
 }
 
 ab_config() {

@@ -12,7 +12,7 @@
 # Data: every third frame of data/gopro23 (the GoPro-sized set of scripts/cpu_seed_run.sh, 23 photos x
 # 105 pairs), linked into data/gopro23-third: 805 pairs, so two cached runs fit in 24 GB. `unblur train`
 # holds the same three photos out for validation as on the full set. Without data/gopro23,
-# scripts/synth_third.py renders just those 805 pairs (the same bytes, a third of the time). Recipe: the bundled model's stages
+# `PAIR_STEP=3 scripts/gpu_runs.sh synth` renders just those 805 pairs (the same bytes, a third of the time). Recipe: the bundled model's stages
 # 1-2 (MSE to get the zero-initialized head moving, then -PSNR per image), at 256 px crops.
 set -euo pipefail
 cd "$(dirname "$0")/.."

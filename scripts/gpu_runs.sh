@@ -22,7 +22,7 @@
 #     && cp -r ../shared/photos .dev/photos && echo /.dev/ >> .git/info/exclude        # once, here
 #   export PYTHONPATH=$PWD/src:$PWD/.dev/site PHOTOS=.dev/photos UNBLUR="python3 -m unblur"  # each call,
 #                                                                          # with carry: [".dev"]
-# PHOTOS, DATA, RUNS, UNBLUR, JOBS, DEVICE, PAIRS_PER_PHOTO, INIT (carry it if untracked) and ONLY can be overridden
+# PHOTOS, DATA, RUNS, UNBLUR, JOBS, DEVICE, PAIRS_PER_PHOTO, PAIR_STEP, INIT (carry it if untracked) and ONLY can be overridden
 # from the environment.
 #
 # What the first GPU session ran (2026-11-25, docs/results.md) differs: synthesis rendered on the CPU,
@@ -47,6 +47,11 @@ DEVICE=${DEVICE:-cuda}
 # 23 photos x 105 pairs; `unblur train` holds 3 sequences out for validation, leaving 2,100 training
 # pairs (GoPro's training set: 2,103).
 PAIRS_PER_PHOTO=${PAIRS_PER_PHOTO:-105}
+# PAIR_STEP=3 renders only pairs 0, 3, ... 102 of each sequence (`unblur synth --pair-step`, the same
+# bytes as in the full set): data/gopro23-third of the CPU A/B scripts (scripts/ab_common.sh), made with
+#   DATA=data/gopro23-third DEVICE=cpu JOBS=2 PAIR_STEP=3 scripts/gpu_runs.sh synth
+# in 16 minutes on the 2-core CPU.
+PAIR_STEP=${PAIR_STEP:-1}
 INIT=${INIT:-src/unblur/weights/default.pth}  # where the unblurnet runs start
 # ONLY="v3-seed" (in every call) launches, watches and packs just those runs.
 read -r -a NAMES <<< "${ONLY:-v3-seed unblurnet-cosine unblurnet-cosine-low}"
@@ -63,7 +68,7 @@ synthesize() {
   for photo in "${train_photos[@]}"; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
     OMP_NUM_THREADS=1 "${UNBLUR[@]}" synth "$photo" --out "$DATA/parts/$k" --split train \
-      --pairs-per-image "$PAIRS_PER_PHOTO" --size 720x1280 --seed $((7000 + k)) --device "$DEVICE" \
+      --pairs-per-image "$PAIRS_PER_PHOTO" --pair-step "$PAIR_STEP" --size 720x1280 --seed $((7000 + k)) --device "$DEVICE" \
       > "$DATA/parts/$k.log" 2>&1 &
     k=$((k + 1))
   done

@@ -14,7 +14,7 @@
 # (0.8675; resumed to 3,500 steps with `unblur train --out runs/ab/knee-psnr --resume --max-steps 3500`),
 # validation 31.19-31.20 for both against the bundled weights' 31.32: the damage to smooth frames stays.
 #
-#   scripts/knee_sweep.sh     # needs data/gopro23-third (scripts/synth_third.py) and runs/ab/knee-only
+#   scripts/knee_sweep.sh     # needs data/gopro23-third (scripts/gpu_runs.sh, PAIR_STEP=3) and runs/ab/knee-only
 #                             # (scripts/knee_ab.sh, then its knee-only arm resumed with --max-steps 7000)
 set -euo pipefail
 cd "$(dirname "$0")/.."

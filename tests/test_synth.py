@@ -106,6 +106,16 @@ def test_same_seed_same_bytes_other_seed_other_bytes(photos: list[Path], tmp_pat
     assert all(a[k] != c[k] for k in a if "/blur" in k)
 
 
+def test_pair_step_renders_the_full_sets_pairs_under_their_names(photos: list[Path], tmp_path: Path) -> None:
+    kwargs = {"split": "train", "pairs_per_image": 3, "size": SIZE, "progress": False, "seed": 5}
+    synthesize(photos, out=tmp_path / "full", **kwargs)
+    report = synthesize(photos, out=tmp_path / "sub", pair_step=2, **kwargs)
+    full, sub = _files(tmp_path / "full"), _files(tmp_path / "sub")
+    assert report.count == 4 and len(sub) == 12
+    assert {Path(k).name for k in sub} == {"000000.png", "000002.png"}
+    assert all(sub[k] == full[k] for k in sub)
+
+
 def test_params_are_a_function_of_the_generator_only() -> None:
     draw = [draw_pair_params(np.random.default_rng(7), (100, 140), SIZE) for _ in range(2)]
     assert draw[0].center == draw[1].center and draw[0].scale == draw[1].scale
@@ -212,7 +222,8 @@ def test_refuses_an_output_folder_that_holds_a_source(photos: list[Path]) -> Non
 
 
 @pytest.mark.parametrize(
-    "bad", [{"pairs_per_image": 0}, {"split": "a/b"}, {"split": ""}, {"size": (4, 4)}, {"device": "tpu"}]
+    "bad", [{"pairs_per_image": 0}, {"pair_step": 0}, {"split": "a/b"}, {"split": ""}, {"size": (4, 4)},
+            {"device": "tpu"}],
 )
 def test_rejects_bad_arguments(photos: list[Path], tmp_path: Path, bad: dict) -> None:
     kwargs = {"out": tmp_path / "data", "size": SIZE, "progress": False, **bad}

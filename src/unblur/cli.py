@@ -200,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_any_int, default=0, help="random seed; same seed, same pairs (default: 0)")
     p.add_argument("--no-object", action="store_true", help="never add an independently moving object")
     p.add_argument(
+        "--pair-step", type=_positive_int, default=1, metavar="N",
+        help="render only every Nth pair (0, N, 2N, ...) of --pairs-per-image, with the names and bytes the "
+        "full set gives them: a quick subset comparable with the full set (default: 1, all)",
+    )
+    p.add_argument(
         "--device", default="cpu", choices=DEVICE_CHOICES,
         help="where to render (default: cpu, the reference bytes); a GPU takes the rendering (about a "
         "second of one CPU core per 720p pair) off the CPU, leaving PNG encoding as the work, and may put "
@@ -360,7 +365,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from unblur.synth import synthesize
 
     report = synthesize(args.sources, out=args.out, split=args.split, pairs_per_image=args.pairs_per_image,
-                        size=args.size, seed=args.seed, moving_object=not args.no_object, device=args.device)
+                        size=args.size, seed=args.seed, moving_object=not args.no_object, device=args.device,
+                        pair_step=args.pair_step)
     print(report.format())
     if report.skipped:
         print(f"unblur: {len(report.skipped)} source(s) skipped (listed above)", file=sys.stderr)
