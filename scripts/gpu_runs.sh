@@ -50,7 +50,7 @@ PAIRS_PER_PHOTO=${PAIRS_PER_PHOTO:-105}
 # PAIR_STEP=3 renders only pairs 0, 3, ... 102 of each sequence (`unblur synth --pair-step`, the same
 # bytes as in the full set): data/gopro23-third of the CPU A/B scripts (scripts/ab_common.sh), made with
 #   DATA=data/gopro23-third DEVICE=cpu JOBS=2 PAIR_STEP=3 scripts/gpu_runs.sh synth
-# in 16 minutes on the 2-core CPU.
+# (these 805 pairs took 16 minutes on the 2-core CPU, two photos at a time, on 2026-12-04).
 PAIR_STEP=${PAIR_STEP:-1}
 INIT=${INIT:-src/unblur/weights/default.pth}  # where the unblurnet runs start
 # ONLY="v3-seed" (in every call) launches, watches and packs just those runs.
