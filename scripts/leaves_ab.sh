@@ -18,7 +18,11 @@ source scripts/photos.sh
 ab_need_data
 LEAVES=${LEAVES:-data/leaves}
 MIXED=${MIXED:-data/mixed}
-HELD_OUT=(GOPR0011_00_00 GOPR0020_00_00 GOPR0021_00_00)  # what `unblur train` holds out of DATA (seed 0)
+# The sequences `unblur train` holds out of DATA by itself (seed 0), so validation stays the same frames.
+mapfile -t HELD_OUT < <(.venv/bin/python -c "import sys; from pathlib import Path
+from unblur.data import find_pairs, hold_out_sequences
+_, val = hold_out_sequences(find_pairs(Path(sys.argv[1]), 'train', 'blur_gamma'), 0.1, 0)
+print(*sorted({p.sequence for p in val}), sep='\n')" "$DATA")
 [ -f "$LEAVES/leaves-19.png" ] ||
   .venv/bin/python scripts/dead_leaves.py "$LEAVES" 20 $(training_photos ../shared/photos)
 if [ ! -d "$MIXED/train" ]; then

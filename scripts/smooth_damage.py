@@ -47,7 +47,8 @@ def band_costs(model: torch.nn.Module, frames: list[Path]) -> dict[str, float]:
 
 
 def grid(model: torch.nn.Module, frame: Path) -> list[str]:
-    d = (model(read(frame)) - read(frame))[0].mean(0).numpy() * LEVELS
+    x = read(frame)
+    d = (model(x) - x)[0].mean(0).numpy() * LEVELS
     power = np.abs(np.fft.fft2(d - d.mean())) ** 2
     h, w = d.shape
     lines = [f"  change |d| {np.abs(d).mean():.3f} levels on {frame.name} (grey)"]
