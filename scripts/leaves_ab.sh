@@ -7,7 +7,9 @@
 #                leaves. Validation: the same 16 frames of the same three held-out photos as knee-only.
 #   knee-leaves-mw127  the same with UnblurNet's mean_window 127 instead of 255: its correction keeps no
 #                change broader than 127 px (scripts/smooth_damage.py finds the damage on smooth frames there)
-# ARMS="knee-leaves-mw127" runs just that arm.
+#   knee-leaves-mw63  the same with mean_window 63: knee-leaves-mw127 still darkens dark surroundings of
+#                bright objects on lightly blurred frames, where its correction's mean is spread 63 px away
+# ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each.
 # Scored on the quality benchmark against knee-only's step 3,500 (+0.54 dB), and by held-out photo.
 #
 #   scripts/leaves_ab.sh     # needs data/gopro23-third (scripts/gpu_runs.sh, PAIR_STEP=3); two threads
@@ -48,13 +50,14 @@ arm() {  # NAME [MODEL_KWARGS]
   printf 'model = "unblurnet"\nval_data = "%s/val"\nval_split = "test"\n' "$MIXED" > "$RUNS/$1.toml"
   [ -n "${2:-}" ] && printf 'model_kwargs = { %s }\n' "$2" >> "$RUNS/$1.toml"
   "$UNBLUR" train "${AB_RECIPE[@]}" --data "$MIXED" --config "$RUNS/$1.toml" --lr 2e-4 --pixel-loss psnr \
-    --psnr-knee 30 --repeat 2 --max-steps 3500 --out "$RUNS/$1" > "$RUNS/$1.log" 2>&1
+    --psnr-knee 30 --repeat 2 --max-steps "${STEPS:-3500}" --out "$RUNS/$1" > "$RUNS/$1.log" 2>&1
   scripts/quality_benchmark.sh "$RUNS/$1/sharpen_model.pth"
 }
 for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
   case $name in
     knee-leaves) arm knee-leaves ;;
     knee-leaves-mw127) arm knee-leaves-mw127 "mean_window = 127" ;;
+    knee-leaves-mw63) arm knee-leaves-mw63 "mean_window = 63" ;;
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac
 done
