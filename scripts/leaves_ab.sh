@@ -47,6 +47,7 @@ if [ ! -d "$MIXED/train" ]; then
   done
 fi
 arm() {  # NAME [MODEL_KWARGS]
+  mkdir -p "$RUNS"
   printf 'model = "unblurnet"\nval_data = "%s/val"\nval_split = "test"\n' "$MIXED" > "$RUNS/$1.toml"
   [ -n "${2:-}" ] && printf 'model_kwargs = { %s }\n' "$2" >> "$RUNS/$1.toml"
   "$UNBLUR" train "${AB_RECIPE[@]}" --data "$MIXED" --config "$RUNS/$1.toml" --lr 2e-4 --pixel-loss psnr \
