@@ -10,13 +10,18 @@ theirs. Discs are laid front to back at 2x and the image is area-reduced, which 
 as a camera's optics would. Each image is written as PNG, for `unblur synth` like any sharp photo
 (docs/results.md, "Dead leaves"; scripts/leaves_ab.sh uses them).
 
+`--soft F` gives a fraction F of the discs a soft rim, 2-24 px wide (a linear ramp of coverage, laid
+front to back like the hard ones): a photo's soft edges (fur, a dandelion's head, defocus) are not blur,
+and a student trained on hard edges alone steepens them (docs/results.md, "Dead leaves"). The default, 0,
+draws exactly the images of before.
+
     source scripts/photos.sh
     .venv/bin/python scripts/dead_leaves.py data/leaves 20 $(training_photos ../shared/photos)
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,7 @@ SIZE = (1365, 2048)  # H, W of each image: about the photos' size, enough for 72
 R_MIN, R_MAX = 4.0, 500.0  # disc radii in output pixels
 ALPHA = 2.5  # radius density ∝ r^-ALPHA: below 3 (equal cover per octave) larger discs cover more, so there
 # are flat areas as wide as a photo's sky or wall, not only the clutter of the classic r^-3
+SOFT_RIM = (2.0, 24.0)  # widths of the soft discs' rims in output pixels
 
 
 def colour_pool(photos: list[Path], rng: np.random.Generator, per_photo: int = 20000) -> np.ndarray:
@@ -46,22 +52,34 @@ def radius(rng: np.random.Generator, lo: float, hi: float, alpha: float = ALPHA)
     return float((lo**k - rng.random() * (lo**k - hi**k)) ** (1.0 / k))
 
 
-def dead_leaves(rng: np.random.Generator, colours: np.ndarray, size: tuple[int, int], scale: int = 2) -> np.ndarray:
-    """One image, ``(H, W, 3)`` encoded RGB in [0, 1]; rendered at ``scale``× and area-reduced."""
+def dead_leaves(
+    rng: np.random.Generator, colours: np.ndarray, size: tuple[int, int], scale: int = 2, soft: float = 0.0
+) -> np.ndarray:
+    """One image, ``(H, W, 3)`` encoded RGB in [0, 1]; rendered at ``scale``× and area-reduced.
+
+    Discs are composited front to back: ``clear`` is how much of each pixel no disc covers yet, and each new
+    disc takes its coverage (1 inside a hard disc, a ramp across a soft one's rim) of what is left.
+    """
     h, w = size[0] * scale, size[1] * scale
     image = np.zeros((h, w, 3), np.float32)
-    empty = np.ones((h, w), bool)
-    remaining = h * w
+    clear = np.ones((h, w), np.float32)
+    remaining = float(h * w)
     while remaining > 0.002 * h * w:
         r = radius(rng, R_MIN, R_MAX) * scale
         cy, cx = rng.uniform(-r, h + r), rng.uniform(-r, w + r)
-        y0, y1 = max(0, int(cy - r)), min(h, int(cy + r) + 1)
-        x0, x1 = max(0, int(cx - r)), min(w, int(cx + r) + 1)
+        rim = rng.uniform(*SOFT_RIM) * scale if soft > 0 and rng.random() < soft else 0.0
+        reach = r + rim / 2
+        y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 1)
+        x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 1)
         if y0 >= y1 or x0 >= x1:
             continue
         yy, xx = np.ogrid[y0:y1, x0:x1]
-        inside = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) & empty[y0:y1, x0:x1]
-        if not inside.any():
+        if rim:
+            alpha = np.clip((r - np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)) / rim + 0.5, 0.0, 1.0)
+        else:
+            alpha = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).astype(np.float32)
+        cover = alpha * clear[y0:y1, x0:x1]
+        if not cover.any():
             continue
         # A linear gradient between two colours of the pool across the disc, in a random direction.
         a, b = colours[rng.integers(0, len(colours), 2)]
@@ -73,23 +91,26 @@ def dead_leaves(rng: np.random.Generator, colours: np.ndarray, size: tuple[int, 
             phi = rng.uniform(0, 2 * np.pi)
             fill = fill + rng.uniform(0.02, 0.08) * np.sin(
                 2 * np.pi * ((yy - cy) * np.cos(theta) - (xx - cx) * np.sin(theta)) / period + phi)[..., None]
-        image[y0:y1, x0:x1][inside] = np.broadcast_to(fill, (y1 - y0, x1 - x0, 3))[inside]
-        empty[y0:y1, x0:x1] &= ~inside
-        remaining -= int(inside.sum())
-    image[empty] = colours[rng.integers(0, len(colours))]  # the last specks
+        image[y0:y1, x0:x1] += cover[..., None] * np.clip(fill, 0.0, 1.0)
+        clear[y0:y1, x0:x1] -= cover
+        remaining -= float(cover.sum())
+    image += clear[..., None] * colours[rng.integers(0, len(colours))]  # the last specks
     image = image.clip(0.0, 1.0).reshape(size[0], scale, size[1], scale, 3).mean((1, 3))
     return image
 
 
 def main() -> None:
-    out, count, photos = Path(sys.argv[1]), int(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
-    if not photos:
-        raise SystemExit("dead_leaves: give the photos whose colours to use")
-    out.mkdir(parents=True, exist_ok=True)
-    colours = colour_pool(photos, np.random.default_rng(0))
-    for k in range(count):
-        image = dead_leaves(np.random.default_rng(1000 + k), colours, SIZE)
-        path = out / f"leaves-{k:02d}.png"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("count", type=int)
+    parser.add_argument("photos", type=Path, nargs="+", help="the photos whose colours to use")
+    parser.add_argument("--soft", type=float, default=0.0, help="fraction of discs with a soft rim")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    colours = colour_pool(args.photos, np.random.default_rng(0))
+    for k in range(args.count):
+        image = dead_leaves(np.random.default_rng(1000 + k), colours, SIZE, soft=args.soft)
+        path = args.out / f"leaves-{k:02d}.png"
         Image.fromarray((image * 255).round().astype(np.uint8)).save(path)
         print(path, flush=True)
 
