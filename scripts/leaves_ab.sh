@@ -9,6 +9,9 @@
 #                change broader than 127 px (scripts/smooth_damage.py finds the damage on smooth frames there)
 #   knee-leaves-mw63  the same with mean_window 63: knee-leaves-mw127 still darkens dark surroundings of
 #                bright objects on lightly blurred frames, where its correction's mean is spread 63 px away
+#   knee-softleaves-mw63  the same on other leaves (data/leaves-soft, data/mixed-soft): 40 % of their discs
+#                with a soft rim (scripts/dead_leaves.py --soft 0.4); knee-leaves-mw127 steepens a photo's
+#                soft bright edges into hard ones and loses up to 1.9 dB on smaller frames of unseen photos
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each.
 # Scored on the quality benchmark against knee-only's step 3,500 (+0.54 dB), and by held-out photo.
 #
@@ -18,47 +21,49 @@ cd "$(dirname "$0")/.."
 source scripts/ab_common.sh
 source scripts/photos.sh
 ab_need_data
-LEAVES=${LEAVES:-data/leaves}
-MIXED=${MIXED:-data/mixed}
 # The sequences `unblur train` holds out of DATA by itself (seed 0), so validation stays the same frames.
 mapfile -t HELD_OUT < <(.venv/bin/python -c "import sys; from pathlib import Path
 from unblur.data import find_pairs, hold_out_sequences
 _, val = hold_out_sequences(find_pairs(Path(sys.argv[1]), 'train', 'blur_gamma'), 0.1, 0)
 print(*sorted({p.sequence for p in val}), sep='\n')" "$DATA")
-[ -f "$LEAVES/leaves-19.png" ] ||
-  .venv/bin/python scripts/dead_leaves.py "$LEAVES" 20 $(training_photos ../shared/photos)
-if [ ! -d "$MIXED/train" ]; then
-  mkdir -p "$MIXED/parts" "$MIXED/train" "$MIXED/val/test"
-  k=0
-  for image in "$LEAVES"/leaves-*.png; do
+mixed() {  # LEAVES MIXED [DEAD_LEAVES_FLAGS]: 20 leaves images, their 700 pairs, DATA's linked beside them
+  local leaves=$1 out=$2 k=0 image sequence name dest i
+  [ -f "$leaves/leaves-19.png" ] ||
+    .venv/bin/python scripts/dead_leaves.py "$leaves" 20 $(training_photos ../shared/photos) ${3:-}
+  [ -d "$out/train" ] && return
+  mkdir -p "$out/parts" "$out/train" "$out/val/test"
+  for image in "$leaves"/leaves-*.png; do
     while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
-    OMP_NUM_THREADS=1 "$UNBLUR" synth "$image" --out "$MIXED/parts/$k" --pairs-per-image 105 --pair-step 3 \
-      --size 720x1280 --seed $((8000 + k)) > "$MIXED/parts/$k.log" 2>&1 &
+    OMP_NUM_THREADS=1 "$UNBLUR" synth "$image" --out "$out/parts/$k" --pairs-per-image 105 --pair-step 3 \
+      --size 720x1280 --seed $((8000 + k)) > "$out/parts/$k.log" 2>&1 &
     k=$((k + 1))
   done
   wait
   for ((i = 0; i < k; i++)); do
-    mv "$MIXED/parts/$i/train/GOPR0000_00_00" "$MIXED/train/$(printf 'GOPR%04d_00_00' $((100 + i)))"
+    mv "$out/parts/$i/train/GOPR0000_00_00" "$out/train/$(printf 'GOPR%04d_00_00' $((100 + i)))"
   done
   for sequence in "$DATA"/train/GOPR*; do
     name=$(basename "$sequence")
-    if [[ " ${HELD_OUT[*]} " == *" $name "* ]]; then dest=$MIXED/val/test; else dest=$MIXED/train; fi
+    if [[ " ${HELD_OUT[*]} " == *" $name "* ]]; then dest=$out/val/test; else dest=$out/train; fi
     ln -s "$PWD/$sequence" "$dest/$name"
   done
-fi
-arm() {  # NAME [MODEL_KWARGS]
+}
+arm() {  # NAME MIXED [MODEL_KWARGS]
   mkdir -p "$RUNS"
-  printf 'model = "unblurnet"\nval_data = "%s/val"\nval_split = "test"\n' "$MIXED" > "$RUNS/$1.toml"
-  [ -n "${2:-}" ] && printf 'model_kwargs = { %s }\n' "$2" >> "$RUNS/$1.toml"
-  "$UNBLUR" train "${AB_RECIPE[@]}" --data "$MIXED" --config "$RUNS/$1.toml" --lr 2e-4 --pixel-loss psnr \
+  printf 'model = "unblurnet"\nval_data = "%s/val"\nval_split = "test"\n' "$2" > "$RUNS/$1.toml"
+  [ -n "${3:-}" ] && printf 'model_kwargs = { %s }\n' "$3" >> "$RUNS/$1.toml"
+  "$UNBLUR" train "${AB_RECIPE[@]}" --data "$2" --config "$RUNS/$1.toml" --lr 2e-4 --pixel-loss psnr \
     --psnr-knee 30 --repeat 2 --max-steps "${STEPS:-3500}" --out "$RUNS/$1" > "$RUNS/$1.log" 2>&1
   scripts/quality_benchmark.sh "$RUNS/$1/sharpen_model.pth"
 }
 for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
   case $name in
-    knee-leaves) arm knee-leaves ;;
-    knee-leaves-mw127) arm knee-leaves-mw127 "mean_window = 127" ;;
-    knee-leaves-mw63) arm knee-leaves-mw63 "mean_window = 63" ;;
+    knee-leaves) mixed data/leaves data/mixed; arm knee-leaves data/mixed ;;
+    knee-leaves-mw127) mixed data/leaves data/mixed; arm knee-leaves-mw127 data/mixed "mean_window = 127" ;;
+    knee-leaves-mw63) mixed data/leaves data/mixed; arm knee-leaves-mw63 data/mixed "mean_window = 63" ;;
+    knee-softleaves-mw63)
+      mixed data/leaves-soft data/mixed-soft "--soft 0.4"
+      arm knee-softleaves-mw63 data/mixed-soft "mean_window = 63" ;;
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac
 done
