@@ -12,6 +12,9 @@
 #   knee-softleaves-mw63  the same on other leaves (data/leaves-soft, data/mixed-soft): 40 % of their discs
 #                with a soft rim (scripts/dead_leaves.py --soft 0.4); knee-leaves-mw127 steepens a photo's
 #                soft bright edges into hard ones and loses up to 1.9 dB on smaller frames of unseen photos
+#   knee-leaves-mw127-540  knee-leaves-mw127 with a third set of crops: 700 pairs at 960x540 from the same 20
+#                training photos (seed 9000 + k), where a photo carries more detail per pixel, as on the
+#                smaller unseen frames the leaves students damage; 2,100 pairs at --repeat 2: 525 steps an epoch
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each.
 # Scored on the quality benchmark against knee-only's step 3,500 (+0.54 dB), and by held-out photo.
 #
@@ -48,6 +51,23 @@ mixed() {  # LEAVES MIXED [DEAD_LEAVES_FLAGS]: 20 leaves images, their 700 pairs
     ln -s "$PWD/$sequence" "$dest/$name"
   done
 }
+small() {  # OUT: 35 pairs at 960x540 from each training photo whose sequence DATA does not hold out
+  local out=$1 photos k
+  [ -d "$out/train" ] && return
+  mkdir -p "$out/parts" "$out/train"
+  mapfile -t photos < <(training_photos ../shared/photos)
+  for k in "${!photos[@]}"; do  # photo k is DATA's sequence GOPRkkkk_00_00 (scripts/gpu_runs.sh)
+    [[ " ${HELD_OUT[*]} " == *" $(printf 'GOPR%04d_00_00' "$k") "* ]] && continue
+    while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+    OMP_NUM_THREADS=1 "$UNBLUR" synth "${photos[$k]}" --out "$out/parts/$k" --pairs-per-image 105 \
+      --pair-step 3 --size 540x960 --seed $((9000 + k)) > "$out/parts/$k.log" 2>&1 &
+  done
+  wait
+  for k in "${!photos[@]}"; do
+    [ -d "$out/parts/$k" ] || continue
+    mv "$out/parts/$k/train/GOPR0000_00_00" "$out/train/$(printf 'GOPR%04d_00_00' $((200 + k)))"
+  done
+}
 arm() {  # NAME MIXED [MODEL_KWARGS]
   mkdir -p "$RUNS"
   printf 'model = "unblurnet"\nval_data = "%s/val"\nval_split = "test"\n' "$2" > "$RUNS/$1.toml"
@@ -64,6 +84,17 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
     knee-softleaves-mw63)
       mixed data/leaves-soft data/mixed-soft "--soft 0.4"
       arm knee-softleaves-mw63 data/mixed-soft "mean_window = 63" ;;
+    knee-leaves-mw127-540)
+      mixed data/leaves data/mixed
+      small data/photos540
+      if [ ! -d data/mixed-540/train ]; then
+        mkdir -p data/mixed-540/train
+        ln -s "$PWD/data/mixed/val" data/mixed-540/val
+        for sequence in data/mixed/train/* data/photos540/train/*; do
+          ln -s "$(readlink -f "$sequence")" "data/mixed-540/train/$(basename "$sequence")"
+        done
+      fi
+      arm knee-leaves-mw127-540 data/mixed-540 "mean_window = 127" ;;
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac
 done
