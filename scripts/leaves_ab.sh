@@ -29,22 +29,31 @@ mapfile -t HELD_OUT < <(.venv/bin/python -c "import sys; from pathlib import Pat
 from unblur.data import find_pairs, hold_out_sequences
 _, val = hold_out_sequences(find_pairs(Path(sys.argv[1]), 'train', 'blur_gamma'), 0.1, 0)
 print(*sorted({p.sequence for p in val}), sep='\n')" "$DATA")
+render() {  # OUT SIZE SEED0 NAME0 K=IMAGE ...: every third of 105 pairs of each IMAGE at SIZE (seed SEED0 + K),
+            # two images at a time, one thread each; IMAGE K's sequence becomes OUT/train/GOPR<NAME0 + K>_00_00
+  local out=$1 size=$2 seed0=$3 name0=$4 item k
+  shift 4
+  mkdir -p "$out/parts" "$out/train"
+  for item in "$@"; do
+    k=${item%%=*}
+    while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+    OMP_NUM_THREADS=1 "$UNBLUR" synth "${item#*=}" --out "$out/parts/$k" --pairs-per-image 105 --pair-step 3 \
+      --size "$size" --seed $((seed0 + k)) > "$out/parts/$k.log" 2>&1 &
+  done
+  wait
+  for item in "$@"; do
+    k=${item%%=*}
+    mv "$out/parts/$k/train/GOPR0000_00_00" "$out/train/$(printf 'GOPR%04d_00_00' $((name0 + k)))"
+  done
+}
 mixed() {  # LEAVES MIXED [DEAD_LEAVES_FLAGS]: 20 leaves images, their 700 pairs, DATA's linked beside them
-  local leaves=$1 out=$2 k=0 image sequence name dest i
+  local leaves=$1 out=$2 k=0 items=() image sequence name dest
   [ -f "$leaves/leaves-19.png" ] ||
     .venv/bin/python scripts/dead_leaves.py "$leaves" 20 $(training_photos ../shared/photos) ${3:-}
   [ -d "$out/train" ] && return
-  mkdir -p "$out/parts" "$out/train" "$out/val/test"
-  for image in "$leaves"/leaves-*.png; do
-    while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
-    OMP_NUM_THREADS=1 "$UNBLUR" synth "$image" --out "$out/parts/$k" --pairs-per-image 105 --pair-step 3 \
-      --size 720x1280 --seed $((8000 + k)) > "$out/parts/$k.log" 2>&1 &
-    k=$((k + 1))
-  done
-  wait
-  for ((i = 0; i < k; i++)); do
-    mv "$out/parts/$i/train/GOPR0000_00_00" "$out/train/$(printf 'GOPR%04d_00_00' $((100 + i)))"
-  done
+  mkdir -p "$out/val/test"
+  for image in "$leaves"/leaves-*.png; do items+=("$k=$image"); k=$((k + 1)); done
+  render "$out" 720x1280 8000 100 "${items[@]}"
   for sequence in "$DATA"/train/GOPR*; do
     name=$(basename "$sequence")
     if [[ " ${HELD_OUT[*]} " == *" $name "* ]]; then dest=$out/val/test; else dest=$out/train; fi
@@ -52,21 +61,13 @@ mixed() {  # LEAVES MIXED [DEAD_LEAVES_FLAGS]: 20 leaves images, their 700 pairs
   done
 }
 small() {  # OUT: 35 pairs at 960x540 from each training photo whose sequence DATA does not hold out
-  local out=$1 photos k
+  local out=$1 photos k items=()
   [ -d "$out/train" ] && return
-  mkdir -p "$out/parts" "$out/train"
   mapfile -t photos < <(training_photos ../shared/photos)
   for k in "${!photos[@]}"; do  # photo k is DATA's sequence GOPRkkkk_00_00 (scripts/gpu_runs.sh)
-    [[ " ${HELD_OUT[*]} " == *" $(printf 'GOPR%04d_00_00' "$k") "* ]] && continue
-    while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
-    OMP_NUM_THREADS=1 "$UNBLUR" synth "${photos[$k]}" --out "$out/parts/$k" --pairs-per-image 105 \
-      --pair-step 3 --size 540x960 --seed $((9000 + k)) > "$out/parts/$k.log" 2>&1 &
+    [[ " ${HELD_OUT[*]} " == *" $(printf 'GOPR%04d_00_00' "$k") "* ]] || items+=("$k=${photos[$k]}")
   done
-  wait
-  for k in "${!photos[@]}"; do
-    [ -d "$out/parts/$k" ] || continue
-    mv "$out/parts/$k/train/GOPR0000_00_00" "$out/train/$(printf 'GOPR%04d_00_00' $((200 + k)))"
-  done
+  render "$out" 540x960 9000 200 "${items[@]}"
 }
 arm() {  # NAME MIXED [MODEL_KWARGS]
   mkdir -p "$RUNS"
