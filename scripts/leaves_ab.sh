@@ -15,7 +15,14 @@
 #   knee-leaves-mw127-540  knee-leaves-mw127 with a third set of crops: 700 pairs at 960x540 from the same 20
 #                training photos (seed 9000 + k), where a photo carries more detail per pixel, as on the
 #                smaller unseen frames the leaves students damage; 2,100 pairs at --repeat 2: 525 steps an epoch
-# ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each.
+#   ft-leaves-540  not from scratch: the bundled weights (MSE then -PSNR, which pass the unseen pairs) trained
+#                on with -PSNR, no knee, lr 1e-4, on knee-leaves-mw127-540's data; the knee recipe from scratch
+#                fails the unseen pairs even on photos alone (docs/results.md, "Dead leaves")
+# ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each. CHUNK=N trains
+# in runs of N steps (--resume) and keeps each one's EMA as RUNS/NAME/step-S.pt, to score them afterwards
+# (scripts/unseen_scales.py, scripts/val_score.py --val-data data/val540), e.g. whether damage grows with steps.
+# data/val540 (made by every arm that uses data/mixed-540): 36 pairs at 960x540 of the three held-out
+# training photos (seed 9000 + k, every ninth pair), validation at the smaller frame size, no unseen photo.
 # Scored on the quality benchmark against knee-only's step 3,500 (+0.54 dB), and by held-out photo.
 #
 #   scripts/leaves_ab.sh     # needs data/gopro23-third (scripts/gpu_runs.sh, PAIR_STEP=3); two threads
@@ -29,15 +36,15 @@ mapfile -t HELD_OUT < <(.venv/bin/python -c "import sys; from pathlib import Pat
 from unblur.data import find_pairs, hold_out_sequences
 _, val = hold_out_sequences(find_pairs(Path(sys.argv[1]), 'train', 'blur_gamma'), 0.1, 0)
 print(*sorted({p.sequence for p in val}), sep='\n')" "$DATA")
-render() {  # OUT SIZE SEED0 NAME0 K=IMAGE ...: every third of 105 pairs of each IMAGE at SIZE (seed SEED0 + K),
+render() {  # OUT SIZE STEP SEED0 NAME0 K=IMAGE ...: every STEPth of 105 pairs of each IMAGE at SIZE (seed SEED0 + K),
             # two images at a time, one thread each; IMAGE K's sequence becomes OUT/train/GOPR<NAME0 + K>_00_00
-  local out=$1 size=$2 seed0=$3 name0=$4 item k
-  shift 4
+  local out=$1 size=$2 step=$3 seed0=$4 name0=$5 item k
+  shift 5
   mkdir -p "$out/parts" "$out/train"
   for item in "$@"; do
     k=${item%%=*}
     while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
-    OMP_NUM_THREADS=1 "$UNBLUR" synth "${item#*=}" --out "$out/parts/$k" --pairs-per-image 105 --pair-step 3 \
+    OMP_NUM_THREADS=1 "$UNBLUR" synth "${item#*=}" --out "$out/parts/$k" --pairs-per-image 105 --pair-step "$step" \
       --size "$size" --seed $((seed0 + k)) > "$out/parts/$k.log" 2>&1 &
   done
   wait
@@ -53,29 +60,62 @@ mixed() {  # LEAVES MIXED [DEAD_LEAVES_FLAGS]: 20 leaves images, their 700 pairs
   [ -d "$out/train" ] && return
   mkdir -p "$out/val/test"
   for image in "$leaves"/leaves-*.png; do items+=("$k=$image"); k=$((k + 1)); done
-  render "$out" 720x1280 8000 100 "${items[@]}"
+  render "$out" 720x1280 3 8000 100 "${items[@]}"
   for sequence in "$DATA"/train/GOPR*; do
     name=$(basename "$sequence")
     if [[ " ${HELD_OUT[*]} " == *" $name "* ]]; then dest=$out/val/test; else dest=$out/train; fi
     ln -s "$PWD/$sequence" "$dest/$name"
   done
 }
-small() {  # OUT: 35 pairs at 960x540 from each training photo whose sequence DATA does not hold out
-  local out=$1 photos k items=()
-  [ -d "$out/train" ] && return
+small() {  # OUT [held-out]: 35 pairs at 960x540 (every third) from each training photo whose sequence DATA
+           # does not hold out, as OUT/train; with held-out, 12 (every ninth) of each one it does, as OUT/test
+  local out=$1 which=${2:-train} photos k items=() held
+  if [ "$which" = train ]; then [ -d "$out/train" ] && return; else [ -d "$out/test" ] && return; fi
   mapfile -t photos < <(training_photos ../shared/photos)
   for k in "${!photos[@]}"; do  # photo k is DATA's sequence GOPRkkkk_00_00 (scripts/gpu_runs.sh)
-    [[ " ${HELD_OUT[*]} " == *" $(printf 'GOPR%04d_00_00' "$k") "* ]] || items+=("$k=${photos[$k]}")
+    held=train
+    [[ " ${HELD_OUT[*]} " == *" $(printf 'GOPR%04d_00_00' "$k") "* ]] && held=held-out
+    if [ "$held" = "$which" ]; then items+=("$k=${photos[$k]}"); fi
   done
-  render "$out" 540x960 9000 200 "${items[@]}"
+  if [ "$which" = train ]; then
+    render "$out" 540x960 3 9000 200 "${items[@]}"
+  else
+    render "$out" 540x960 9 9000 200 "${items[@]}"
+    mv "$out/train" "$out/test"
+  fi
 }
-arm() {  # NAME MIXED [MODEL_KWARGS]
+mixed540() {  # data/mixed-540: data/mixed's sequences and data/photos540's; data/val540 beside it
+  mixed data/leaves data/mixed
+  small data/photos540
+  small data/val540 held-out
+  [ -d data/mixed-540/train ] && return
+  mkdir -p data/mixed-540/train
+  ln -s "$PWD/data/mixed/val" data/mixed-540/val
+  for sequence in data/mixed/train/* data/photos540/train/*; do
+    ln -s "$(readlink -f "$sequence")" "data/mixed-540/train/$(basename "$sequence")"
+  done
+}
+KNEE=(--lr 2e-4 --pixel-loss psnr --psnr-knee 30)
+arm() {  # NAME MIXED [MODEL_KWARGS [FLAGS...]]: FLAGS default to KNEE
+  local name=$1 data=$2 kwargs=${3:-} steps flags=("${KNEE[@]}")
+  [ $# -gt 3 ] && flags=("${@:4}")
   mkdir -p "$RUNS"
-  printf 'model = "unblurnet"\nval_data = "%s/val"\nval_split = "test"\n' "$2" > "$RUNS/$1.toml"
-  [ -n "${3:-}" ] && printf 'model_kwargs = { %s }\n' "$3" >> "$RUNS/$1.toml"
-  "$UNBLUR" train "${AB_RECIPE[@]}" --data "$2" --config "$RUNS/$1.toml" --lr 2e-4 --pixel-loss psnr \
-    --psnr-knee 30 --repeat 2 --max-steps "${STEPS:-3500}" --out "$RUNS/$1" > "$RUNS/$1.log" 2>&1
-  scripts/quality_benchmark.sh "$RUNS/$1/sharpen_model.pth"
+  printf 'model = "unblurnet"\nval_data = "%s/val"\nval_split = "test"\n' "$data" > "$RUNS/$name.toml"
+  [ -n "$kwargs" ] && printf 'model_kwargs = { %s }\n' "$kwargs" >> "$RUNS/$name.toml"
+  run_train() {  # MAX_STEPS [--resume]
+    "$UNBLUR" train "${AB_RECIPE[@]}" --data "$data" --config "$RUNS/$name.toml" "${flags[@]}" --repeat 2 \
+      --max-steps "$1" --out "$RUNS/$name" "${@:2}" >> "$RUNS/$name.log" 2>&1
+  }
+  : > "$RUNS/$name.log"
+  if [ -z "${CHUNK:-}" ]; then
+    run_train "${STEPS:-3500}"
+  else
+    for ((steps = CHUNK; steps <= ${STEPS:-3500}; steps += CHUNK)); do
+      if [ "$steps" = "$CHUNK" ]; then run_train "$steps"; else run_train "$steps" --resume; fi
+      cp "$RUNS/$name/checkpoint.pt" "$RUNS/$name/step-$steps.pt"
+    done
+  fi
+  scripts/quality_benchmark.sh "$RUNS/$name/sharpen_model.pth"
 }
 for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
   case $name in
@@ -85,17 +125,11 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
     knee-softleaves-mw63)
       mixed data/leaves-soft data/mixed-soft "--soft 0.4"
       arm knee-softleaves-mw63 data/mixed-soft "mean_window = 63" ;;
-    knee-leaves-mw127-540)
-      mixed data/leaves data/mixed
-      small data/photos540
-      if [ ! -d data/mixed-540/train ]; then
-        mkdir -p data/mixed-540/train
-        ln -s "$PWD/data/mixed/val" data/mixed-540/val
-        for sequence in data/mixed/train/* data/photos540/train/*; do
-          ln -s "$(readlink -f "$sequence")" "data/mixed-540/train/$(basename "$sequence")"
-        done
-      fi
-      arm knee-leaves-mw127-540 data/mixed-540 "mean_window = 127" ;;
+    knee-leaves-mw127-540) mixed540; arm knee-leaves-mw127-540 data/mixed-540 "mean_window = 127" ;;
+    ft-leaves-540)
+      mixed540
+      arm ft-leaves-540 data/mixed-540 "" --init src/unblur/weights/default.pth --lr 1e-4 --pixel-loss psnr ;;
+    data) mixed540 ;;  # only the data
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac
 done

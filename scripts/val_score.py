@@ -5,6 +5,9 @@ the same frames: `unblur train --data DATA --val-limit N` holds out whole sequen
 scores N evenly spaced frames of them, in bf16 on CPUs that have it, as this script does.
 
     .venv/bin/python scripts/val_score.py --data data/gopro23-third --val-limit 16 WEIGHTS ...
+
+`--val-data D` scores D's test split instead, as `unblur train --val-data D` would (e.g. data/val540 of
+scripts/leaves_ab.sh: the same held-out photos at 960x540).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="+")
     parser.add_argument("--data", required=True)
+    parser.add_argument("--val-data", help="score this dataset's test split instead of held-out sequences")
     parser.add_argument("--val-limit", type=int, default=32)
     parser.add_argument("--psnr-knee", type=float, default=80.0, help="for the reported loss only")
     parser.add_argument("--by-sequence", action="store_true", help="also the mean of each held-out sequence")
     args = parser.parse_args()
-    cfg = TrainConfig(data=args.data, val_limit=args.val_limit)
+    cfg = TrainConfig(data=args.data, val_data=args.val_data, val_limit=args.val_limit)
     _, val_pairs, source = _split_data(cfg)
     device = torch.device("cpu")
     dtype, channels_last = training_precision(device)
