@@ -102,6 +102,31 @@ def test_unblurnet_moves_light_but_neither_adds_nor_removes_it():
     torch.testing.assert_close(light_out, light_in, atol=1e-6, rtol=0)
 
 
+def test_unblurnet_strength_scales_its_correction_in_linear_light():
+    """``strength`` multiplies the correction the network adds in linear light: 0 is the identity, 0.5
+    half of strength 1's change of light (inputs mid-range, so nothing is clamped), and it is refused
+    outside [0, 2]."""
+    from unblur.models import srgb_to_linear
+
+    torch.manual_seed(0)
+    full = build_model("unblurnet").eval()
+    with torch.no_grad():
+        for p in full.parameters():
+            p.normal_(0.0, 0.02)
+        x = 0.45 + 0.1 * torch.rand(1, 3, 64, 80)
+        outputs = {}
+        for strength in (0.0, 0.5, 1.0):
+            model = build_model("unblurnet", strength=strength).eval()
+            model.load_state_dict(full.state_dict())  # strength is not a weight
+            outputs[strength] = model(x)
+    change = {s: srgb_to_linear(y.double()) - srgb_to_linear(x.double()) for s, y in outputs.items()}
+    assert float(change[1.0].abs().max()) > 0.005
+    torch.testing.assert_close(outputs[0.0], x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(change[0.5], 0.5 * change[1.0], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="strength must be between 0 and 2"):
+        build_model("unblurnet", strength=-0.1)
+
+
 def test_unblurnet_mid_dilations_widen_the_reach_at_no_cost():
     """Dilating the 1/8-scale convolutions keeps parameters and MACs and reaches further: with the
     plain residual (no frame-wide mean) and random weights, an input change 126 px away moves the

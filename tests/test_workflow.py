@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -194,6 +195,34 @@ def test_sharpen_refuses_to_overwrite_inputs(weights, tmp_path, capsys):
         output_paths([src], tmp_path)
 
 
+def test_sharpen_strength_scales_the_correction(weights, tmp_path, capsys):
+    """``--strength 0`` leaves the photo as it is (the correction is scaled away, the sRGB round trip is
+    exact to 8 bits), the weights' own strength changes it; models without a strength, an ONNX file and
+    values outside [0, 2] are refused with one line."""
+    from unblur.export import load_onnx_sharpener
+
+    src = tmp_path / "photo.png"
+    pixels = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(src)
+    for strength, out in (("0", tmp_path / "none"), (None, tmp_path / "own")):
+        args = ["sharpen", str(src), "--out", str(out), "--device", "cpu"]
+        assert main(args + (["--strength", strength] if strength else [])) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "none" / "photo.png")), pixels)
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "own" / "photo.png")), pixels)
+    capsys.readouterr()
+    assert main(["sharpen", str(src), "--weights", str(weights), "--out", str(tmp_path / "v3"),
+                 "--strength", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "studentcnn_v3 has no strength" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main(["sharpen", str(src), "--strength", "3"])
+    assert "expected a number from 0 to 2" in capsys.readouterr().err
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"not read")
+    with pytest.raises(ValueError, match="strength is fixed when it is exported"):
+        load_onnx_sharpener(onnx, strength=0.5)
+
+
 def test_sharpen_without_weights_says_how_to_get_some(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("unblur.infer.default_weights_path", lambda: None)
     src = tmp_path / "p.png"
@@ -280,6 +309,24 @@ def test_a_runs_checkpoint_reads_as_its_latest_weights_everywhere(tiny_gopro, tm
     assert main(["eval", "--data", str(tiny_gopro), "--weights", str(run / "checkpoint.pt"), "--out", str(out),
                  "--device", "cpu"]) == 0
     assert json.loads((out / "summary.json").read_text())["n_images"] > 0
+
+
+def test_init_takes_the_weights_model_settings_unless_the_run_sets_its_own(tiny_gopro, tmp_path, capsys):
+    """Fine-tuning the bundled model (``mean_window`` 127, ``strength`` 0.65) with just ``--model unblurnet
+    --init W`` trains with W's settings and saves them; a run that names other settings is refused."""
+    kwargs = {"mean_window": 31, "strength": 0.5}
+    init = tmp_path / "init.pth"
+    save_weights(init, weights_from_model(build_model("unblurnet", **kwargs), "unblurnet", kwargs))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--model", "unblurnet", "--init", str(init),
+                 "--max-steps", "1", *TINY]) == 0
+    assert load_weights(run / "sharpen_model.pth").model_kwargs == kwargs
+    assert json.loads((run / "config.json").read_text())["model_kwargs"] == kwargs
+    config = tmp_path / "other.toml"
+    config.write_text("model = \"unblurnet\"\nmodel_kwargs = { mean_window = 63 }\n")
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(tmp_path / "other"), "--config", str(config),
+                 "--init", str(init), "--max-steps", "1", *TINY]) == 1
+    assert "with settings {'mean_window': 31, 'strength': 0.5}" in capsys.readouterr().err
 
 
 def test_init_starts_from_another_runs_ema_and_refuses_another_architecture(tiny_gopro, tmp_path, capsys):

@@ -48,6 +48,9 @@ _positive_int = _number(int, lambda v: v > 0, "a positive integer")
 _non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 _any_int = _number(int, lambda v: True, "an integer")
 _positive_float = _number(float, lambda v: v > 0, "a number > 0")
+_strength = _number(float, lambda v: 0 <= v <= 2, "a number from 0 to 2")
+STRENGTH_HELP = ("scale of the model's correction, from 0 (the input unchanged) to 2 (default: the weights' own, "
+                 "chosen on held-out photos; unblurnet only)")
 _non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 _unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 _decay = _number(float, lambda v: 0.0 < v < 1.0, "a decay in (0, 1) such as 0.999")
@@ -112,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference engine: auto picks the fastest measured one (onnxruntime on CPUs without native "
                    "bf16), torch forces PyTorch, onnx runs onnxruntime (--weights may then be an .onnx file from "
                    "`unblur export`)")
+    p.add_argument("--strength", type=_strength, help=STRENGTH_HELP)
     _add_precision(p)
     _add_device(p)
     p.set_defaults(handler=_cmd_sharpen)
@@ -155,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
     p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
     p.add_argument("--init", type=Path, metavar="W",
-                   help="start from these weights (a weights file, or another run's checkpoint.pt: its EMA)")
+                   help="start from these weights (a weights file, or another run's checkpoint.pt: its EMA), "
+                   "with their model settings unless the run sets model_kwargs")
     p.add_argument("--teacher", type=Path, help="weights of a larger trained model to distil from")
     p.add_argument("--distill-weight", type=_non_negative_float,
                    help="weight of the same loss against the teacher's output (default: 1.0, as the sharp frame)")
@@ -181,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for per_image.csv and summary.json")
     p.add_argument("--save-images", action="store_true", help="also save the model outputs")
     p.add_argument("--tile", type=_non_negative_int, default=0, help="tile size in pixels (0: whole image)")
+    p.add_argument("--strength", type=_strength, help=STRENGTH_HELP)
     _add_precision(p)
     _add_device(p)
     p.set_defaults(handler=_cmd_eval)
@@ -272,10 +278,10 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
         from unblur.export import load_onnx_sharpener
 
         sharpener, model_name = load_onnx_sharpener(args.weights, device=args.device, tile=args.tile,
-                                                    overlap=args.tile_overlap)
+                                                    overlap=args.tile_overlap, strength=args.strength)
     else:
         sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile,
-                                            overlap=args.tile_overlap, backend=args.backend)
+                                            overlap=args.tile_overlap, backend=args.backend, strength=args.strength)
         model_name = weights.model
     report = sharpen_files(args.inputs, sharpener, args.out, suffix=args.suffix, ext=args.ext,
                            compare=args.compare, target_dir=args.target, warn=_warn)
@@ -345,10 +351,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     pairs = find_pairs(args.data, args.split, args.input_kind)
     out = args.out or Path("outputs_sharpen") / "eval"
     ensure_writable_folder(out, "eval output folder")  # before scoring, not after
-    sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile)
+    sharpener, weights = load_sharpener(args.weights, device=args.device, fp32=args.fp32, tile=args.tile,
+                                        strength=args.strength)
     report = evaluate(sharpener, pairs, save_dir=out / "images" if args.save_images else None, warn=_warn)
     report.info.update(data=str(args.data), split=args.split, input_kind=args.input_kind, model=weights.model,
                        weights=str(args.weights) if args.weights else "bundled default")
+    if "strength" in weights.model_kwargs:
+        report.info["strength"] = weights.model_kwargs["strength"]
     scored = f"{len(report.rows)} of {len(pairs)}" if report.skipped else f"{len(pairs)}"
     print(f"{scored} pairs from {args.data} ({args.input_kind}), {sharpener.plan.describe()}")
     print(format_table(report, model_label=f"model ({weights.model})"))

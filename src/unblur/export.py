@@ -277,14 +277,15 @@ def _cuda_provider() -> bool:
 
 
 def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = None, device: str = "auto",
-                        tile: int = 0, overlap: int = 32) -> tuple[Sharpener, str]:
+                        tile: int = 0, overlap: int = 32, strength: float | None = None) -> tuple[Sharpener, str]:
     """``unblur sharpen --backend onnx``: a :class:`unblur.infer.Sharpener` running onnxruntime, and the
     model's name.
 
     ``weights`` is an ``.onnx`` file from ``unblur export`` (used as it is), or an unblur weights file
     (``.pth``; the bundled default when ``None``), which is exported in memory first and checked against
     PyTorch: no temporary file, a few seconds once per process. Export once with ``unblur export`` to
-    skip that on every run.
+    skip that on every run. ``strength`` replaces the weights' own; an ``.onnx`` file's was fixed when it
+    was exported.
     """
     from unblur.infer import Sharpener
 
@@ -295,12 +296,17 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
     if weights is not None and Path(weights).suffix.lower() == ".onnx":
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: ONNX file not found")
+        if strength is not None:
+            raise ValueError(f"{weights}: an ONNX file's strength is fixed when it is exported; pass --strength "
+                             "with the .pth weights instead")
         meta = onnx_metadata(weights)
         name = meta.get("unblur.model", Path(weights).stem)
         runner = OnnxRunner(weights, dev, memory_arena=tile == 0)
         min_overlap = int(meta.get("unblur.tile_overlap", "0"))
         return Sharpener(None, plan, tile, overlap, runner=runner, min_overlap=min_overlap), name
     loaded = _load(weights, model)
+    if strength is not None:
+        loaded = loaded.with_strength(strength)
     net = loaded.build()
     runner = OnnxRunner(cached_onnx_bytes(net), dev, memory_arena=tile == 0)
     return Sharpener(net, plan, tile, overlap, runner=runner), loaded.model

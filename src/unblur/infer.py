@@ -156,13 +156,16 @@ class Sharpener:
 
 def load_sharpener(weights: str | Path | None = None, model: str | None = None, device: str = "auto",
                    fp32: bool = False, tile: int = 0, overlap: int = 32,
-                   backend: str = "auto") -> tuple[Sharpener, Weights]:
+                   backend: str = "auto", strength: float | None = None) -> tuple[Sharpener, Weights]:
     """Load weights (the bundled default when ``weights`` is None) and wrap them in a :class:`Sharpener`
-    running the fastest path for ``device`` (see :func:`unblur.device.inference_plan`)."""
+    running the fastest path for ``device`` (see :func:`unblur.device.inference_plan`); ``strength``
+    replaces the weights' own (see :meth:`unblur.models.Weights.with_strength`)."""
     path = Path(weights) if weights is not None else default_weights_path()
     if path is None:
         raise FileNotFoundError(NO_WEIGHTS_MESSAGE)
     loaded = load_weights(path, model)
+    if strength is not None:
+        loaded = loaded.with_strength(strength)
     return Sharpener(loaded.build(), inference_plan(device, fp32=fp32, backend=backend), tile, overlap), loaded
 
 

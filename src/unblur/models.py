@@ -8,6 +8,7 @@ so a weights file records only a name and keyword arguments, never code.
 
 from __future__ import annotations
 
+import inspect
 import json
 import pickle
 import re
@@ -164,12 +165,21 @@ class UnblurNet(nn.Module):
     all 1) widens the receptive field at no cost in parameters or MACs: at 1/8 scale a 3×3 convolution
     of dilation ``d`` reaches ``8·d`` pixels, so (1, 2, 4, 8, 2, 1) lets those six convolutions span
     ±144 px instead of ±48, the length of the longest synthesized blurs.
+
+    ``strength`` scales the correction (default 1). A student trained on 20 photos over-corrects photos
+    it has not seen: it sharpens a soft, bright edge as if it were a blurred hard one. Scaling its
+    correction down, by a factor chosen on held-out photos (``scripts/pick_strength.py``), keeps most of
+    the gain on long blurs and removes most of that loss (docs/results.md, "Strength"). It is a model
+    argument, not a post-processing step, so a weights file carries it to every path that builds the
+    model: ``unblur sharpen``, ``eval``, ``bench`` and ONNX export.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 96), blocks: tuple[int, int, int] = (2, 2, 3),
                  linear_light: bool = True, mean_window: int = 255,
-                 mid_dilations: tuple[int, ...] | None = None) -> None:
+                 mid_dilations: tuple[int, ...] | None = None, strength: float = 1.0) -> None:
         super().__init__()
+        if not 0.0 <= strength <= 2.0:
+            raise ValueError(f"strength must be between 0 and 2, got {strength}")
         if mean_window < 1 or mean_window % 2 == 0:
             raise ValueError(f"mean_window must be a positive odd number of pixels, got {mean_window}")
         mid_dilations = tuple(mid_dilations or (1,) * (2 * blocks[2]))
@@ -179,6 +189,7 @@ class UnblurNet(nn.Module):
         self.linear_light = linear_light
         self.mean_window = mean_window
         self.mid_dilations = mid_dilations
+        self.strength = float(strength)
         c1, c2, c3 = widths
         self.stem = nn.Conv2d(12, c1, 3, padding=1)
         self.enc1 = nn.Sequential(*[_ResBlock(c1) for _ in range(blocks[0])])
@@ -215,6 +226,8 @@ class UnblurNet(nn.Module):
         d2 = self.dec2(self.up2(m) + e2)
         d1 = self.dec1(self.up1(d2) + e1)
         residual = F.pixel_shuffle(self.head(d1), 2)[..., :h, :w]
+        if self.strength != 1.0:
+            residual = residual * self.strength
         if not self.linear_light:
             return (x + residual).clamp(0.0, 1.0)
         residual = residual.float()  # light sums need more than bf16's 8 bits under autocast
@@ -294,6 +307,15 @@ class Weights:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def with_strength(self, strength: float) -> Weights:
+        """These weights with their correction scaled by ``strength`` (``unblur sharpen --strength``):
+        a model argument of UnblurNet, so only models that take one accept it."""
+        if "strength" not in inspect.signature(MODELS[self.model]).parameters:
+            raise ValueError(f"--strength: {self.model} has no strength to set (unblurnet has)")
+        if not 0.0 <= strength <= 2.0:
+            raise ValueError(f"--strength must be between 0 and 2, got {strength}")
+        return Weights(self.model, {**self.model_kwargs, "strength": float(strength)}, self.state_dict, self.meta)
 
     def build(self) -> nn.Module:
         """Instantiate the architecture and load the tensors (strictly: every key must match)."""

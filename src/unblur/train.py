@@ -569,6 +569,12 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
     elif ckpt_path.exists():
         raise FileExistsError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
 
+    if cfg.init is not None and checkpoint is None and not cfg.model_kwargs:
+        # Fine-tuning takes the init weights' settings (e.g. the bundled model's mean_window and strength)
+        # unless the run names its own: `--model unblurnet --init default.pth` should just work.
+        init = load_weights(Path(cfg.init), cfg.model)
+        if init.model == cfg.model:
+            cfg = dataclasses.replace(cfg, model_kwargs=dict(init.model_kwargs))
     model = build_model(cfg.model, **cfg.model_kwargs)
     if cfg.init is not None and checkpoint is None:  # on --resume the checkpoint's weights win
         model.load_state_dict(_init_weights(Path(cfg.init), cfg))

@@ -1,0 +1,79 @@
+"""Choose UnblurNet's `strength` (the scale of its correction) on held-out photos, and write it into weights.
+
+A student trained on 20 photos over-corrects photos it has not seen, most on smaller frames, where a
+photo carries more detail per pixel (docs/results.md, "Strength"). This scores WEIGHTS at each strength
+on two validation sets made only of the held-out training photos, never the benchmark's or the test
+suite's: the 16 frames `unblur train --data DATA --val-limit 16` validates on (1280x720) and the test
+split of VAL_DATA (data/val540 of scripts/leaves_ab.sh: the same photos at 960x540), in bf16 as training
+validates. It picks the strength with the highest mean of the two sets' mean PSNR, and with `--out`
+writes WEIGHTS with that strength in its model arguments.
+
+    .venv/bin/python scripts/pick_strength.py WEIGHTS --data data/gopro23-third --val-data data/val540 \\
+        --out runs/picked.pth
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from unblur.data import find_pairs
+from unblur.models import Weights, load_weights, save_weights
+from unblur.train import TrainConfig, _split_data, _validate, training_precision
+
+STRENGTHS = (1.0, 0.9, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights")
+    parser.add_argument("--data", required=True, help="the training data: its held-out sequences validate")
+    parser.add_argument("--val-limit", type=int, default=16)
+    parser.add_argument("--val-data", required=True, help="a dataset whose test split is more held-out frames")
+    parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS)
+    parser.add_argument("--out", help="write the weights with the chosen strength here")
+    args = parser.parse_args()
+    _, held_out, source = _split_data(TrainConfig(data=args.data, val_limit=args.val_limit))
+    sets = {"held-out frames": held_out,
+            f"{args.val_data} test": find_pairs(Path(args.val_data), "test", "blur_gamma")}
+    device = torch.device("cpu")
+    dtype, channels_last = training_precision(device)
+    weights = load_weights(args.weights)
+    if weights.model != "unblurnet":
+        parser.error(f"{args.weights}: strength is an argument of unblurnet, not of {weights.model}")
+    print(f"{args.weights}: {source} and {len(sets[f'{args.val_data} test'])} pairs of {args.val_data}; "
+          f"precision {dtype or 'float32'}")
+    scores: dict[float, float] = {}
+    held_out: dict[float, dict[str, float]] = {}
+    for strength in args.strengths:
+        model = Weights(weights.model, {**weights.model_kwargs, "strength": strength},
+                                  weights.state_dict, weights.meta).build().to(device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            rows = {name: _validate(model, pairs, device, dtype, channels_last, 1.0, 0.0, "psnr", 80.0,
+                                    lambda line: print("skipped:", line)) for name, pairs in sets.items()}
+        gains = [row["val_psnr"] - row["val_input_psnr"] for row in rows.values()]
+        held_out[strength] = rows["held-out frames"]
+        scores[strength] = sum(gains) / len(gains)
+        print(f"strength {strength:.2f}: " + ", ".join(
+            f"{name} {row['val_psnr']:.3f} dB ({row['val_psnr'] - row['val_input_psnr']:+.3f}, SSIM "
+            f"{row['val_ssim']:.4f})" for name, row in rows.items()) + f"; mean gain {scores[strength]:+.3f}",
+            flush=True)
+    best = max(scores, key=lambda s: scores[s])
+    print(f"chosen strength {best:.2f} (mean gain {scores[best]:+.3f} dB)")
+    if args.out:
+        weights.model_kwargs["strength"] = best
+        weights.meta.update(
+            strength_chosen_on=(f"{source} of {args.data} and the test split of {args.val_data}, among "
+                                f"{', '.join(f'{s:g}' for s in args.strengths)}: mean validation gain "
+                                f"{scores[best]:+.3f} dB (scripts/pick_strength.py)"),
+            val_psnr_at_strength_1=weights.meta.get("val_psnr"),
+            val_psnr=held_out[best]["val_psnr"], val_ssim=held_out[best]["val_ssim"])  # what the file now does
+        print(f"wrote {save_weights(args.out, weights)}")
+
+
+if __name__ == "__main__":
+    main()
