@@ -8,6 +8,7 @@ mark, which includes everything the child touched: interpreter, torch, onnxrunti
 
     .venv/bin/python scripts/bench_memory.py --tile 512            # 24 MP, studentcnn_v3: minutes on 2 cores
     .venv/bin/python scripts/bench_memory.py --megapixels 1 --tile 256   # a quick check
+    .venv/bin/python scripts/bench_memory.py --weights src/unblur/weights/default.pth   # the bundled model
     .venv/bin/python scripts/bench_memory.py --model unblurnet --backend onnx  # the AVX2 CPUs' default
 """
 
@@ -53,6 +54,8 @@ def make_photo(path: Path, megapixels: float) -> tuple[int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="studentcnn_v3")
+    parser.add_argument("--weights", help="run these weights (their settings set the tile overlap) instead of "
+                        "random ones of --model")
     parser.add_argument("--megapixels", type=float, default=24.0)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--fp32", action="store_true", help="the reference path instead of the default plan")
@@ -69,7 +72,8 @@ def main() -> int:
         photo = folder / "big.jpg"
         h, w = make_photo(photo, args.megapixels)
         torch.manual_seed(0)
-        weights = save_weights(folder / "w.pth", weights_from_model(build_model(args.model), args.model))
+        weights = (Path(args.weights) if args.weights else
+                   save_weights(folder / "w.pth", weights_from_model(build_model(args.model), args.model)))
         t0 = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", CHILD, str(photo), str(weights), str(folder / "out"), str(args.tile),
@@ -82,7 +86,8 @@ def main() -> int:
             print(done.stderr, file=sys.stderr)
             return done.returncode
         child = json.loads(done.stdout.strip().splitlines()[-1])
-        result = {"model": args.model, "size": f"{h}x{w}", "megapixels": round(h * w / 1e6, 2), "tile": args.tile,
+        result = {"model": args.weights or args.model, "size": f"{h}x{w}", "megapixels": round(h * w / 1e6, 2),
+                  "tile": args.tile,
                   "plan": child["plan"], "threads": child["threads"], "peak_rss_mib": round(peak_kib / 1024),
                   "sharpen_seconds": round(child["seconds"], 1), "process_seconds": round(wall, 1),
                   "written": bool(child["written"]), "failed": child["failed"]}

@@ -76,9 +76,10 @@ def test_fast_path_agrees_with_eager_fp32(name: str, path: str, plan: ExecutionP
 @pytest.mark.parametrize(("name", "max_diff"), [("studentcnn_v3", 1e-5), ("unblurnet", 1 / 255)])
 def test_tiled_equals_untiled_on_a_megapixel_photo(name: str, max_diff: float) -> None:
     """Default overlap, 256 px tiles. StudentCNN_v3 sees 6 px around a pixel: tiles are exact.
-    UnblurNet's U-Net sees a little further than its 160 px overlap; that far context is cut, and the seams
-    must stay under 1/255. It runs with the bundled trained weights: random ones (bench_model) give its correction a
-    local mean far beyond anything trained, which the model then removes tile by tile."""
+    UnblurNet's U-Net may see a little further than its overlap (128 px for the bundled weights); that far
+    context is cut, and the seams must stay under 1/255. It runs with the bundled trained weights: random ones
+    (bench_model) give its correction a local mean far beyond anything trained, which the model then removes
+    tile by tile."""
     image = motion_blur(photo(1000, 1000))
     plan = inference_plan("cpu")
     model = load_weights(default_weights_path()).build() if name == "unblurnet" else bench_model(name)

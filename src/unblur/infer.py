@@ -70,7 +70,7 @@ class Sharpener:
     receptive field wider than the overlap (UnblurNet's), only the far context is cut and the seams stay
     below one 8-bit level at the default 32 px (tests/test_fastpaths.py). A model that computes
     something over a wider window sets ``tile_overlap`` (UnblurNet in linear light: the local mean of
-    its correction and what the U-Net sees around it, 160 px), and the overlap is raised to it;
+    its correction and what the U-Net sees around it, 128 px for the bundled weights), and the overlap is raised to it;
     ``min_overlap`` does the same for a ``runner`` without a model (read from an ONNX file's metadata).
     Tiles stream through the network one by one, so memory is bounded by the tile size, not the photo size.
 
