@@ -70,7 +70,7 @@ def run_demo(out: str | Path = "outputs_sharpen", device: str = "auto", steps: i
     scores.info.update(data=str(data), split="test", model=weights.model, weights=str(result.weights))
     table = format_table(scores, model_label=f"demo-trained ({weights.model})")
     csv_path, json_path = write_report(scores, out / "eval")
-    # The weights bundled with unblur (an hour of CPU and minutes of GPU training, docs/MODEL_CARD.md) on them:
+    # The weights bundled with unblur (37 minutes of CPU training, docs/MODEL_CARD.md) on them:
     # what a real model does, next to what the demo's minutes do. They also make the comparisons.
     bundled = default_weights_path()
     if bundled is not None:
