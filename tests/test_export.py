@@ -102,3 +102,21 @@ def test_missing_onnx_file_is_one_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(FileNotFoundError, match="ONNX file not found"):
         load_onnx_sharpener(tmp_path / "nope.onnx")
+
+
+def test_export_strength_is_in_the_graph(tmp_path: Path) -> None:
+    """``unblur export --strength 0`` writes a graph that returns its input: the strength is part of the
+    model, recorded in the file's settings, not a step the runner has to remember."""
+    import json
+
+    from unblur.export import OnnxRunner, export_onnx, onnx_metadata
+
+    torch.manual_seed(0)
+    model = bench_model("unblurnet")
+    weights = save_weights(tmp_path / "w.pth", weights_from_model(model, "unblurnet"))
+    out = export_onnx(weights, tmp_path / "none.onnx", strength=0.0)
+    assert json.loads(onnx_metadata(out)["unblur.model_kwargs"]) == {"strength": 0.0}
+    x = 0.2 + 0.6 * torch.rand(1, 3, 40, 56)
+    torch.testing.assert_close(OnnxRunner(out, torch.device("cpu"))(x), x, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        assert float((model(x) - x).abs().max()) > 1e-3  # the network itself does change the image

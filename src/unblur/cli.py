@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the bundled pretrained model)")
     p.add_argument("--model", help="architecture, if the weights file does not record it")
     p.add_argument("--onnx", type=Path, required=True, help="output .onnx path")
+    p.add_argument("--strength", type=_strength, help=STRENGTH_HELP)
     p.set_defaults(handler=_cmd_export)
 
     return parser
@@ -409,7 +410,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from unblur.export import export_onnx, onnx_metadata
 
-    out = export_onnx(args.weights, args.onnx, model=args.model)
+    out = export_onnx(args.weights, args.onnx, model=args.model, strength=args.strength)
     meta = onnx_metadata(out)
     print(f"wrote {out}: {meta.get('unblur.model')} with dynamic batch, height and width "
           f"({meta['unblur.exporter']} exporter); onnxruntime matches PyTorch within {meta['unblur.max_abs_diff']}")

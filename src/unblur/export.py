@@ -167,15 +167,18 @@ def _weights_metadata(weights: Weights, net: nn.Module) -> dict[str, str]:
 
 
 def export_onnx(weights_path: str | Path | None, out_path: str | Path, model: str | None = None,
-                opset: int | None = None) -> Path:
+                opset: int | None = None, strength: float | None = None) -> Path:
     """``unblur export``: write the weights at ``weights_path`` (the bundled default when ``None``) as one
     ONNX file at ``out_path``, checked in onnxruntime against PyTorch first (within 1e-4).
 
     ``model`` names the architecture for a bare state_dict. ``opset`` defaults to the exporter's own
     (18 or newer for torch.export). The file is written atomically, so a failed export leaves any
-    existing file untouched; read what was measured back with :func:`onnx_metadata`.
+    existing file untouched; read what was measured back with :func:`onnx_metadata`. ``strength``
+    replaces the weights' own in the exported graph (``unblur export --strength``).
     """
     weights = _load(weights_path, model)
+    if strength is not None:
+        weights = weights.with_strength(strength)
     net = weights.build()
     data = onnx_bytes(net, opset, _weights_metadata(weights, net))
     out = Path(out_path)
@@ -297,8 +300,8 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: ONNX file not found")
         if strength is not None:
-            raise ValueError(f"{weights}: an ONNX file's strength is fixed when it is exported; pass --strength "
-                             "with the .pth weights instead")
+            raise ValueError(f"{weights}: an ONNX file's strength is fixed when it is exported (`unblur export "
+                             "--strength`); pass --strength with the .pth weights instead")
         meta = onnx_metadata(weights)
         name = meta.get("unblur.model", Path(weights).stem)
         runner = OnnxRunner(weights, dev, memory_arena=tile == 0)
