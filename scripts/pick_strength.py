@@ -48,8 +48,8 @@ def main() -> None:
     scores: dict[float, float] = {}
     held_out: dict[float, dict[str, float]] = {}
     for strength in args.strengths:
-        model = Weights(weights.model, {**weights.model_kwargs, "strength": strength},
-                                  weights.state_dict, weights.meta).build().to(device)
+        model = Weights(weights.model, {**weights.model_kwargs, "strength": strength}, weights.state_dict,
+                        weights.meta).build().to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         with torch.no_grad():

@@ -48,12 +48,12 @@ _positive_int = _number(int, lambda v: v > 0, "a positive integer")
 _non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 _any_int = _number(int, lambda v: True, "an integer")
 _positive_float = _number(float, lambda v: v > 0, "a number > 0")
-_strength = _number(float, lambda v: 0 <= v <= 2, "a number from 0 to 2")
-STRENGTH_HELP = ("scale of the model's correction, from 0 (the input unchanged) to 2 (default: the weights' own, "
-                 "chosen on held-out photos; unblurnet only)")
 _non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 _unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 _decay = _number(float, lambda v: 0.0 < v < 1.0, "a decay in (0, 1) such as 0.999")
+_strength = _number(float, lambda v: 0 <= v <= 2, "a number from 0 to 2")
+STRENGTH_HELP = ("scale of the model's correction, from 0 (the input unchanged) to 2 (default: the strength stored "
+                 "in the weights, 1 if none; unblurnet only)")
 
 
 def _size(text: str) -> tuple[int, int]:
