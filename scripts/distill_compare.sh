@@ -6,7 +6,7 @@
 #   scripts/distill_compare.sh   # about 50 min on 2 CPU cores for the two runs side by side, 30 for the control
 #
 # Teacher: src/unblur/weights/default.pth (unblurnet, 889k parameters, 40k MACs per pixel), trained by
-# unblur itself (scripts/train_default.sh). The figures in docs/results.md used the weights bundled then
+# unblur itself (docs/MODEL_CARD.md; since 2026-12-06 another model than the one measured). The figures in docs/results.md used the weights bundled then
 # (CPU stages 1-2); to replay them: git show 13f1ef5:src/unblur/weights/default.pth > runs/cpu-default.pth
 # and TEACHER=runs/cpu-default.pth. Student: unblurnet at a quarter of the widths (16, 32, 48):
 # 224k parameters, 10k MACs per pixel. Training data: the set scripts/train_default.sh synthesizes.

@@ -52,7 +52,9 @@ PAIRS_PER_PHOTO=${PAIRS_PER_PHOTO:-105}
 #   DATA=data/gopro23-third DEVICE=cpu JOBS=2 PAIR_STEP=3 scripts/gpu_runs.sh synth
 # (these 805 pairs took 16 minutes on the 2-core CPU, two photos at a time, on 2026-12-04).
 PAIR_STEP=${PAIR_STEP:-1}
-INIT=${INIT:-src/unblur/weights/default.pth}  # where the unblurnet runs start
+INIT=${INIT:-src/unblur/weights/default.pth}  # where the unblurnet runs start (the runs described started from
+# the weights bundled then; since 2026-12-06 the bundled weights are another model: git show 1678f56:src/unblur/
+# weights/default.pth > runs/bundled-1678f56.pth and INIT=runs/bundled-1678f56.pth replay them)
 # ONLY="v3-seed" (in every call) launches, watches and packs just those runs.
 read -r -a NAMES <<< "${ONLY:-v3-seed unblurnet-cosine unblurnet-cosine-low}"
 

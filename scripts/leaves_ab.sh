@@ -15,9 +15,10 @@
 #   knee-leaves-mw127-540  knee-leaves-mw127 with a third set of crops: 700 pairs at 960x540 from the same 20
 #                training photos (seed 9000 + k), where a photo carries more detail per pixel, as on the
 #                smaller unseen frames the leaves students damage; 2,100 pairs at --repeat 2: 525 steps an epoch
-#   ft-leaves-540  not from scratch: the bundled weights (MSE then -PSNR, which pass the unseen pairs) trained
-#                on with -PSNR, no knee, lr 1e-4, on knee-leaves-mw127-540's data; the knee recipe from scratch
-#                fails the unseen pairs even on photos alone (docs/results.md, "Dead leaves")
+#   ft-leaves-540  not from scratch: FT_INIT (default: the bundled weights) trained on with -PSNR, no knee,
+#                lr 1e-4, on knee-leaves-mw127-540's data. The run of 2026-12-06 (docs/results.md, "Strength")
+#                started from the weights bundled until then (MSE then -PSNR, which passed the unseen pairs):
+#                git show 1678f56:src/unblur/weights/default.pth > runs/bundled-1678f56.pth, FT_INIT=that
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each. CHUNK=N trains
 # in runs of N steps (--resume) and keeps each one's EMA as RUNS/NAME/step-S.pt, to score them afterwards
 # (scripts/unseen_scales.py, scripts/val_score.py --val-data data/val540), e.g. whether damage grows with steps.
@@ -128,7 +129,8 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
     knee-leaves-mw127-540) mixed540; arm knee-leaves-mw127-540 data/mixed-540 "mean_window = 127" ;;
     ft-leaves-540)
       mixed540
-      arm ft-leaves-540 data/mixed-540 "" --init src/unblur/weights/default.pth --lr 1e-4 --pixel-loss psnr ;;
+      arm ft-leaves-540 data/mixed-540 "" --init "${FT_INIT:-src/unblur/weights/default.pth}" --lr 1e-4 \
+        --pixel-loss psnr ;;
     data) mixed540 ;;  # only the data
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# How the bundled pretrained weights (src/unblur/weights/default.pth) were made, command for command.
+# How the pretrained weights bundled until 2026-12-06 (src/unblur/weights/default.pth at 1678f56) were made,
+# command for command. The weights bundled since are made by scripts/leaves_ab.sh and scripts/pick_strength.py
+# (docs/MODEL_CARD.md).
 #
 #   scripts/train_default.sh            # synthesize the training set, then train (hours on 2 CPU cores)
 #   scripts/train_default.sh --resume   # continue stage 2 (runs/unblurnet-psnr) from its checkpoint
