@@ -311,6 +311,28 @@ def test_a_runs_checkpoint_reads_as_its_latest_weights_everywhere(tiny_gopro, tm
     assert json.loads((out / "summary.json").read_text())["n_images"] > 0
 
 
+def test_val_extra_validates_on_a_second_set_and_keeps_the_best_mean_gain(tiny_gopro, tmp_path):
+    """``--val-extra D`` scores D's test split beside validation every epoch; the weights kept are those of
+    the epoch with the best mean gain over the input across both sets, and record it."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "test").symlink_to(tiny_gopro / "train")  # other frames than validation's
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--model", "unblurnet", "--lr", "1e-3",
+                 "--epochs", "3", "--val-limit", "2", "--val-extra", str(extra), *TINY]) == 0
+    rows = _rows(run / "metrics.csv")
+    assert len(rows) == 3
+    for row in rows:
+        gain = (float(row["val_psnr"]) - float(row["val_input_psnr"]) + float(row["val2_psnr"])
+                - float(row["val2_input_psnr"])) / 2
+        assert float(row["val_gain"]) == pytest.approx(gain, abs=1e-9)
+        assert float(row["val2_input_psnr"]) != float(row["val_input_psnr"])  # really another set
+    best = max(rows, key=lambda row: float(row["val_gain"]))
+    meta = load_weights(run / "sharpen_model.pth").meta
+    assert meta["epoch"] == int(best["epoch"]) and meta["val_gain"] == pytest.approx(float(best["val_gain"]))
+    assert json.loads((run / "config.json").read_text())["val_extra"] == str(extra)
+
+
 def test_init_takes_the_weights_model_settings_unless_the_run_sets_its_own(tiny_gopro, tmp_path, capsys):
     """Fine-tuning the bundled model (``mean_window`` 127, ``strength`` 0.65) with just ``--model unblurnet
     --init W`` trains with W's settings and saves them; a run that names other settings is refused."""

@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random crops of every training pair per epoch (default: 1)")
     p.add_argument("--val-limit", type=_non_negative_int, metavar="N",
                    help="validate on at most N full frames, evenly spaced (default: 32; 0: all)")
+    p.add_argument("--val-extra", metavar="D",
+                   help="a second validation set: D's test split (e.g. the held-out photos at a smaller frame "
+                   "size); the weights kept are then those with the best mean gain over the input across both")
     p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
     p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
     p.add_argument("--init", type=Path, metavar="W",
@@ -296,7 +299,7 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
 
 _TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "lr", "alpha", "edge_weight",
                 "crop", "workers", "seed", "max_steps", "ema", "warmup", "repeat", "val_limit", "accum", "clip",
-                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss", "psnr_knee")
+                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss", "psnr_knee", "val_extra")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -334,7 +337,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = train_config_from_args(args)
     result = train(cfg, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
-        print(f"done: {result.steps} steps, best validation PSNR {result.best_psnr:.2f} dB; weights in "
+        print(f"done: {result.steps} steps, validation PSNR of the kept weights {result.best_psnr:.2f} dB; weights in "
               f"{result.weights}; metrics, loss curve and checkpoint in {result.out}")
     if result.skipped:
         print(f"unblur: {len(result.skipped)} pair(s) were skipped as unusable (listed above); the run used the "
