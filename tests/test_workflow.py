@@ -331,6 +331,13 @@ def test_val_extra_validates_on_a_second_set_and_keeps_the_best_mean_gain(tiny_g
     meta = load_weights(run / "sharpen_model.pth").meta
     assert meta["epoch"] == int(best["epoch"]) and meta["val_gain"] == pytest.approx(float(best["val_gain"]))
     assert json.loads((run / "config.json").read_text())["val_extra"] == str(extra)
+    # Added on --resume, it chooses anew: a PSNR kept before is no measure of a mean gain
+    plain = tmp_path / "plain"
+    args = ["train", "--data", str(tiny_gopro), "--out", str(plain), "--model", "unblurnet", "--val-limit", "2", *TINY]
+    assert main([*args, "--epochs", "1"]) == 0
+    assert main([*args, "--epochs", "2", "--resume", "--val-extra", str(extra)]) == 0
+    meta = load_weights(plain / "sharpen_model.pth").meta
+    assert meta["epoch"] == 2 and "val_gain" in meta
 
 
 def test_init_takes_the_weights_model_settings_unless_the_run_sets_its_own(tiny_gopro, tmp_path, capsys):

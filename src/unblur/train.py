@@ -677,6 +677,7 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
     step, epoch, batch_in_epoch, skipped_steps = 0, 0, 0, 0
     history: list[dict[str, Any]] = []
     best_psnr = best_score = -math.inf  # best_score: what picks the kept weights (see val2_pairs)
+    best_by = "val_gain" if val2_pairs else "val_psnr"
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -688,6 +689,8 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
         skipped_steps = checkpoint.get("skipped_steps", 0)
         history, best_psnr = list(checkpoint["history"]), float(checkpoint["best_psnr"])
         best_score = float(checkpoint.get("best_score", best_psnr))
+        if checkpoint.get("best_by", "val_psnr") != best_by:  # --val-extra added or dropped on resume
+            best_score = -math.inf
         _set_rng_state(checkpoint["rng"])
         info(f"resuming {ckpt_path}: epoch {epoch + 1}, step {step}, batch {batch_in_epoch} of the epoch")
 
@@ -708,7 +711,8 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
             "skipped_steps": skipped_steps, "skipped_pairs": list(skipped), "history": history,
-            "best_psnr": best_psnr, "best_score": best_score, "rng": _rng_state(), "config": json.dumps(asdict(cfg)),
+            "best_psnr": best_psnr, "best_score": best_score, "best_by": best_by, "rng": _rng_state(),
+            "config": json.dumps(asdict(cfg)),
         }
         if ema is not None:
             state["ema"] = ema.state_dict()
