@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from unblur.data import find_pairs
-from unblur.models import Weights, load_weights, save_weights
+from unblur.models import load_weights, save_weights
 from unblur.train import TrainConfig, _split_data, _validate, training_precision
 
 STRENGTHS = (1.0, 0.9, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.4)
@@ -41,15 +41,12 @@ def main() -> None:
     device = torch.device("cpu")
     dtype, channels_last = training_precision(device)
     weights = load_weights(args.weights)
-    if weights.model != "unblurnet":
-        parser.error(f"{args.weights}: strength is an argument of unblurnet, not of {weights.model}")
     print(f"{args.weights}: {source} and {len(sets[f'{args.val_data} test'])} pairs of {args.val_data}; "
           f"precision {dtype or 'float32'}")
     scores: dict[float, float] = {}
     held_out: dict[float, dict[str, float]] = {}
     for strength in args.strengths:
-        model = Weights(weights.model, {**weights.model_kwargs, "strength": strength}, weights.state_dict,
-                        weights.meta).build().to(device)
+        model = weights.with_strength(strength).build().to(device)  # refuses a model without a strength
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         with torch.no_grad():
@@ -65,7 +62,7 @@ def main() -> None:
     best = max(scores, key=lambda s: scores[s])
     print(f"chosen strength {best:.2f} (mean gain {scores[best]:+.3f} dB)")
     if args.out:
-        weights.model_kwargs["strength"] = best
+        weights = weights.with_strength(best)
         weights.meta.update(
             strength_chosen_on=(f"{source} of {args.data} and the test split of {args.val_data}, among "
                                 f"{', '.join(f'{s:g}' for s in args.strengths)}: mean validation gain "

@@ -314,9 +314,7 @@ class Weights:
         a model argument of UnblurNet, so only models that take one accept it."""
         if "strength" not in inspect.signature(MODELS[self.model]).parameters:
             raise ValueError(f"--strength: {self.model} has no strength to set (unblurnet has)")
-        if not 0.0 <= strength <= 2.0:
-            raise ValueError(f"--strength must be between 0 and 2, got {strength}")
-        return Weights(self.model, {**self.model_kwargs, "strength": float(strength)}, self.state_dict, self.meta)
+        return Weights(self.model, {**self.model_kwargs, "strength": float(strength)}, self.state_dict, dict(self.meta))
 
     def build(self) -> nn.Module:
         """Instantiate the architecture and load the tensors (strictly: every key must match)."""

@@ -527,15 +527,19 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def _init_weights(path: Path, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """The state_dict to start from: a weights file of the same architecture and settings, or another
-    run's ``checkpoint.pt`` (its latest weights, see :func:`unblur.models.load_weights`), to fine-tune a
-    trained model on new data or continue it under another loss."""
+def _init_weights(path: Path, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, torch.Tensor]]:
+    """The run's config and the state_dict to start from: a weights file of the same architecture and
+    settings, or another run's ``checkpoint.pt`` (its latest weights, see :func:`unblur.models.load_weights`),
+    to fine-tune a trained model on new data or continue it under another loss. A run that names no
+    settings takes the weights' (e.g. the bundled model's mean_window and strength), so that
+    ``--model unblurnet --init default.pth`` just works."""
     weights = load_weights(path, cfg.model)
+    if weights.model == cfg.model and not cfg.model_kwargs:
+        cfg = dataclasses.replace(cfg, model_kwargs=dict(weights.model_kwargs))
     if (weights.model, weights.model_kwargs) != (cfg.model, cfg.model_kwargs):
         raise TrainingError(f"{path}: holds a {weights.model!r} model with settings {weights.model_kwargs}, not the "
                             f"{cfg.model!r} with settings {cfg.model_kwargs} this run trains")
-    return weights.state_dict
+    return cfg, weights.state_dict
 
 
 def _run_bytes(cfg: TrainConfig, model: nn.Module) -> int:
@@ -574,15 +578,12 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
     elif ckpt_path.exists():
         raise FileExistsError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
 
-    if cfg.init is not None and checkpoint is None and not cfg.model_kwargs:
-        # Fine-tuning takes the init weights' settings (e.g. the bundled model's mean_window and strength)
-        # unless the run names its own: `--model unblurnet --init default.pth` should just work.
-        init = load_weights(Path(cfg.init), cfg.model)
-        if init.model == cfg.model:
-            cfg = dataclasses.replace(cfg, model_kwargs=dict(init.model_kwargs))
-    model = build_model(cfg.model, **cfg.model_kwargs)
+    init_state = None
     if cfg.init is not None and checkpoint is None:  # on --resume the checkpoint's weights win
-        model.load_state_dict(_init_weights(Path(cfg.init), cfg))
+        cfg, init_state = _init_weights(Path(cfg.init), cfg)
+    model = build_model(cfg.model, **cfg.model_kwargs)
+    if init_state is not None:
+        model.load_state_dict(init_state)
         info(f"starting from the weights in {cfg.init}")
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
