@@ -19,6 +19,12 @@
 #                lr 1e-4, on knee-leaves-mw127-540's data. The run of 2026-12-06 (docs/results.md, "Strength")
 #                started from the weights bundled until then (MSE then -PSNR, which passed the unseen pairs):
 #                git show 1678f56:src/unblur/weights/default.pth > runs/bundled-1678f56.pth, FT_INIT=that
+#   cont-leaves-mw127  knee-leaves-mw127's weights (CONT_INIT) trained on with its recipe and data, whose
+#                validation was still rising at step 7,000, now with --val-extra data/val540: the weights kept
+#                are those with the best mean gain over the input at 1280x720 and at 960x540. Its run of
+#                2026-12-06 (7,000 steps) is the bundled model, at strength 0.70 (scripts/pick_strength.py);
+#                CONT_INIT=docs/training/leaves-ab/cont-leaves-mw127/sharpen_model.pth goes on from there
+#                (into the same run folder: move the first one aside)
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each. CHUNK=N trains
 # in runs of N steps (--resume) and keeps each one's EMA as RUNS/NAME/step-S.pt, to score them afterwards
 # (scripts/unseen_scales.py, scripts/val_score.py --val-data data/val540), e.g. whether damage grows with steps.
@@ -131,6 +137,10 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       mixed540
       arm ft-leaves-540 data/mixed-540 "" --init "${FT_INIT:-src/unblur/weights/default.pth}" --lr 1e-4 \
         --pixel-loss psnr ;;
+    cont-leaves-mw127)
+      mixed540
+      arm cont-leaves-mw127 data/mixed "" "${KNEE[@]}" --val-extra data/val540 \
+        --init "${CONT_INIT:-docs/training/leaves-ab/knee-leaves-mw127/sharpen_model.pth}" ;;
     data) mixed540 ;;  # only the data
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac
