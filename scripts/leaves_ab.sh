@@ -137,8 +137,9 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       mixed540
       arm ft-leaves-540 data/mixed-540 "" --init "${FT_INIT:-src/unblur/weights/default.pth}" --lr 1e-4 \
         --pixel-loss psnr ;;
-    cont-leaves-mw127)
-      mixed540
+    cont-leaves-mw127)  # data/mixed and data/val540 only: not mixed540's photo crops at 960x540
+      mixed data/leaves data/mixed
+      small data/val540 held-out
       arm cont-leaves-mw127 data/mixed "" "${KNEE[@]}" --val-extra data/val540 \
         --init "${CONT_INIT:-docs/training/leaves-ab/knee-leaves-mw127/sharpen_model.pth}" ;;
     data) mixed540 ;;  # only the data
