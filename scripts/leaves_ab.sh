@@ -24,7 +24,9 @@
 #                are those with the best mean gain over the input at 1280x720 and at 960x540. Its run of
 #                2026-12-06 (7,000 steps) is the bundled model, at strength 0.70 (scripts/pick_strength.py);
 #                CONT_INIT=docs/training/leaves-ab/cont-leaves-mw127/sharpen_model.pth goes on from there
-#                (into the same run folder: move the first one aside)
+#                (into the same run folder: move the first one aside); CONT_FLAGS adds flags to its recipe,
+#                e.g. CONT_FLAGS="--cosine --seed 1" for a last run that decays the learning rate to zero
+#                and draws other crops than the runs before it
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each. CHUNK=N trains
 # in runs of N steps (--resume) and keeps each one's EMA as RUNS/NAME/step-S.pt, to score them afterwards
 # (scripts/unseen_scales.py, scripts/val_score.py --val-data data/val540), e.g. whether damage grows with steps.
@@ -141,7 +143,7 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       mixed data/leaves data/mixed
       small data/val540 held-out
       arm cont-leaves-mw127 data/mixed "" "${KNEE[@]}" --val-extra data/val540 \
-        --init "${CONT_INIT:-docs/training/leaves-ab/knee-leaves-mw127/sharpen_model.pth}" ;;
+        --init "${CONT_INIT:-docs/training/leaves-ab/knee-leaves-mw127/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     data) mixed540 ;;  # only the data
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac
