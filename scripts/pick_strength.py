@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS)
     parser.add_argument("--out", help="write the weights with the chosen strength here")
     args = parser.parse_args()
+    if args.out:  # before the scoring, not after it: a missing folder must not cost the minutes it takes
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     _, held_out, source = _split_data(TrainConfig(data=args.data, val_limit=args.val_limit))
     sets = {"held-out frames": held_out,
             f"{args.val_data} test": find_pairs(Path(args.val_data), "test", "blur_gamma")}
