@@ -26,7 +26,8 @@
 #                CONT_INIT=docs/training/leaves-ab/cont-leaves-mw127/sharpen_model.pth goes on from there
 #                (into the same run folder: move the first one aside); CONT_FLAGS adds flags to its recipe,
 #                e.g. CONT_FLAGS="--cosine --seed 1" for a last run that decays the learning rate to zero
-#                and draws other crops than the runs before it
+#                and draws other crops than the runs before it: that run (2026-12-06, docs/results.md, "Training
+#                on once more") peaked at its step 4,200 and fell while the rate decayed; not bundled
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each. CHUNK=N trains
 # in runs of N steps (--resume) and keeps each one's EMA as RUNS/NAME/step-S.pt, to score them afterwards
 # (scripts/unseen_scales.py, scripts/val_score.py --val-data data/val540), e.g. whether damage grows with steps.
