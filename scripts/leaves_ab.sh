@@ -28,7 +28,14 @@
 #                e.g. CONT_FLAGS="--cosine --seed 1" for a last run that decays the learning rate to zero
 #                and draws other crops than the runs before it: that run (2026-12-06, docs/results.md, "Training
 #                on once more") peaked at its step 4,200 and fell while the rate decayed; not bundled
-# ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each. CHUNK=N trains
+#   cont-identity  cont-leaves-mw127 with 360 sharp-to-sharp pairs beside data/mixed's 1,400 (data/mixed-id;
+#                scripts/identity_pairs.py: every sixth sharp frame of DATA's training sequences at three
+#                sizes, its own input): can the network learn to leave soft detail alone? (docs/results.md,
+#                "Pairs with nothing to undo": validation up, unseen photos and benchmark down; not bundled)
+#   cont-softphotos  cont-leaves-mw127 with 360 more pairs (data/mixed-softphotos) rendered from copies of the
+#                training photos softened by a Gaussian blur first: soft edges in input and target alike
+# ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each; RESUME=1 goes on
+# from the arm's last checkpoint to STEPS (its log appended to, not restarted). CHUNK=N trains
 # in runs of N steps (--resume) and keeps each one's EMA as RUNS/NAME/step-S.pt, to score them afterwards
 # (scripts/unseen_scales.py, scripts/val_score.py --val-data data/val540), e.g. whether damage grows with steps.
 # data/val540 (made by every arm that uses data/mixed-540): 36 pairs at 960x540 of the three held-out
@@ -105,6 +112,27 @@ mixed540() {  # data/mixed-540: data/mixed's sequences and data/photos540's; dat
     ln -s "$(readlink -f "$sequence")" "data/mixed-540/train/$(basename "$sequence")"
   done
 }
+softphotos() {  # data/mixed-softphotos: data/mixed's sequences and 18 pairs (every sixth) of each training photo
+               # DATA does not hold out, softened by a Gaussian of sigma 1.5 (even k) or 3 (odd k) photo pixels
+               # first, so that both input and target hold soft edges that no motion made (data/softphotos)
+  local photos k items=()
+  [ -d data/mixed-softphotos/train ] && return
+  mapfile -t photos < <(training_photos ../shared/photos)
+  mkdir -p data/softphotos/photos
+  for k in "${!photos[@]}"; do
+    [[ " ${HELD_OUT[*]} " == *" $(printf 'GOPR%04d_00_00' "$k") "* ]] && continue
+    [ -f "data/softphotos/photos/$k.png" ] || .venv/bin/python -c "import sys; from PIL import Image, ImageFilter
+Image.open(sys.argv[1]).convert('RGB').filter(ImageFilter.GaussianBlur(float(sys.argv[2]))).save(sys.argv[3])" \
+      "${photos[$k]}" $((k % 2 ? 3 : 1)).$((k % 2 ? 0 : 5)) "data/softphotos/photos/$k.png"
+    items+=("$k=data/softphotos/photos/$k.png")
+  done
+  render data/softphotos 720x1280 6 10000 400 "${items[@]}"
+  mkdir -p data/mixed-softphotos/train
+  ln -s "$PWD/data/mixed/val" data/mixed-softphotos/val
+  for sequence in data/mixed/train/* data/softphotos/train/*; do
+    ln -s "$(readlink -f "$sequence")" "data/mixed-softphotos/train/$(basename "$sequence")"
+  done
+}
 KNEE=(--lr 2e-4 --pixel-loss psnr --psnr-knee 30)
 arm() {  # NAME MIXED [MODEL_KWARGS [FLAGS...]]: FLAGS default to KNEE
   local name=$1 data=$2 kwargs=${3:-} steps flags=("${KNEE[@]}")
@@ -116,10 +144,13 @@ arm() {  # NAME MIXED [MODEL_KWARGS [FLAGS...]]: FLAGS default to KNEE
     "$UNBLUR" train "${AB_RECIPE[@]}" --data "$data" --config "$RUNS/$name.toml" "${flags[@]}" --repeat 2 \
       --max-steps "$1" --out "$RUNS/$name" "${@:2}" >> "$RUNS/$name.log" 2>&1
   }
-  : > "$RUNS/$name.log"
-  if [ -z "${CHUNK:-}" ]; then
+  if [ -n "${RESUME:-}" ]; then
+    run_train "${STEPS:-3500}" --resume
+  elif [ -z "${CHUNK:-}" ]; then
+    : > "$RUNS/$name.log"
     run_train "${STEPS:-3500}"
   else
+    : > "$RUNS/$name.log"
     for ((steps = CHUNK; steps <= ${STEPS:-3500}; steps += CHUNK)); do
       if [ "$steps" = "$CHUNK" ]; then run_train "$steps"; else run_train "$steps" --resume; fi
       cp "$RUNS/$name/checkpoint.pt" "$RUNS/$name/step-$steps.pt"
@@ -145,6 +176,25 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       small data/val540 held-out
       arm cont-leaves-mw127 data/mixed "" "${KNEE[@]}" --val-extra data/val540 \
         --init "${CONT_INIT:-docs/training/leaves-ab/knee-leaves-mw127/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
+    cont-identity)  # cont-leaves-mw127 with a fifth of its pairs sharp-to-sharp (scripts/identity_pairs.py)
+      mixed data/leaves data/mixed
+      small data/val540 held-out
+      [ -d data/identity/train ] || .venv/bin/python scripts/identity_pairs.py "$DATA" data/identity
+      if [ ! -d data/mixed-id/train ]; then
+        mkdir -p data/mixed-id/train
+        ln -s "$PWD/data/mixed/val" data/mixed-id/val
+        for sequence in data/mixed/train/* data/identity/train/*; do
+          ln -s "$(readlink -f "$sequence")" "data/mixed-id/train/$(basename "$sequence")"
+        done
+      fi
+      arm cont-identity data/mixed-id "" "${KNEE[@]}" --val-extra data/val540 \
+        --init "${CONT_INIT:-docs/training/leaves-ab/cont-leaves-mw127/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
+    cont-softphotos)  # cont-leaves-mw127 with 360 more pairs from softened copies of the training photos
+      mixed data/leaves data/mixed
+      small data/val540 held-out
+      softphotos
+      arm cont-softphotos data/mixed-softphotos "" "${KNEE[@]}" --val-extra data/val540 \
+        --init "${CONT_INIT:-docs/training/leaves-ab/cont-leaves-mw127/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     data) mixed540 ;;  # only the data
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac
