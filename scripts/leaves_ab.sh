@@ -34,6 +34,8 @@
 #                "Pairs with nothing to undo": validation up, unseen photos and benchmark down; not bundled)
 #   cont-softphotos  cont-leaves-mw127 with 360 more pairs (data/mixed-softphotos) rendered from copies of the
 #                training photos softened by a Gaussian blur first: soft edges in input and target alike
+#                (docs/results.md, "Softened photos": 3,520 steps, validation still rising, +0.84 dB at strength
+#                0.75, the smallest unseen frames still losing more than the bundled weights'; not bundled)
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each; RESUME=1 goes on
 # from the arm's last checkpoint to STEPS (its log appended to, not restarted). CHUNK=N trains
 # in runs of N steps (--resume) and keeps each one's EMA as RUNS/NAME/step-S.pt, to score them afterwards
