@@ -103,37 +103,40 @@ small() {  # OUT [held-out]: 35 pairs at 960x540 (every third) from each trainin
     mv "$out/train" "$out/test"
   fi
 }
+with_mixed() {  # OUT EXTRA: OUT/train links data/mixed's training sequences and EXTRA/train's, OUT/val
+                # data/mixed's validation (the same held-out frames for every arm); kept if it exists
+  local out=$1 extra=$2 sequence
+  [ -d "$out/train" ] && return
+  mkdir -p "$out/train"
+  ln -s "$PWD/data/mixed/val" "$out/val"
+  for sequence in data/mixed/train/* "$extra"/train/*; do
+    ln -s "$(readlink -f "$sequence")" "$out/train/$(basename "$sequence")"
+  done
+}
 mixed540() {  # data/mixed-540: data/mixed's sequences and data/photos540's; data/val540 beside it
   mixed data/leaves data/mixed
   small data/photos540
   small data/val540 held-out
-  [ -d data/mixed-540/train ] && return
-  mkdir -p data/mixed-540/train
-  ln -s "$PWD/data/mixed/val" data/mixed-540/val
-  for sequence in data/mixed/train/* data/photos540/train/*; do
-    ln -s "$(readlink -f "$sequence")" "data/mixed-540/train/$(basename "$sequence")"
-  done
+  with_mixed data/mixed-540 data/photos540
 }
 softphotos() {  # data/mixed-softphotos: data/mixed's sequences and 18 pairs (every sixth) of each training photo
                # DATA does not hold out, softened by a Gaussian of sigma 1.5 (even k) or 3 (odd k) photo pixels
                # first, so that both input and target hold soft edges that no motion made (data/softphotos)
-  local photos k items=()
+  local photos k sigma items=()
   [ -d data/mixed-softphotos/train ] && return
   mapfile -t photos < <(training_photos ../shared/photos)
   mkdir -p data/softphotos/photos
   for k in "${!photos[@]}"; do
     [[ " ${HELD_OUT[*]} " == *" $(printf 'GOPR%04d_00_00' "$k") "* ]] && continue
+    sigma=1.5
+    ((k % 2)) && sigma=3
     [ -f "data/softphotos/photos/$k.png" ] || .venv/bin/python -c "import sys; from PIL import Image, ImageFilter
 Image.open(sys.argv[1]).convert('RGB').filter(ImageFilter.GaussianBlur(float(sys.argv[2]))).save(sys.argv[3])" \
-      "${photos[$k]}" $((k % 2 ? 3 : 1)).$((k % 2 ? 0 : 5)) "data/softphotos/photos/$k.png"
+      "${photos[$k]}" "$sigma" "data/softphotos/photos/$k.png"
     items+=("$k=data/softphotos/photos/$k.png")
   done
   render data/softphotos 720x1280 6 10000 400 "${items[@]}"
-  mkdir -p data/mixed-softphotos/train
-  ln -s "$PWD/data/mixed/val" data/mixed-softphotos/val
-  for sequence in data/mixed/train/* data/softphotos/train/*; do
-    ln -s "$(readlink -f "$sequence")" "data/mixed-softphotos/train/$(basename "$sequence")"
-  done
+  with_mixed data/mixed-softphotos data/softphotos
 }
 KNEE=(--lr 2e-4 --pixel-loss psnr --psnr-knee 30)
 arm() {  # NAME MIXED [MODEL_KWARGS [FLAGS...]]: FLAGS default to KNEE
@@ -182,13 +185,7 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       mixed data/leaves data/mixed
       small data/val540 held-out
       [ -d data/identity/train ] || .venv/bin/python scripts/identity_pairs.py "$DATA" data/identity
-      if [ ! -d data/mixed-id/train ]; then
-        mkdir -p data/mixed-id/train
-        ln -s "$PWD/data/mixed/val" data/mixed-id/val
-        for sequence in data/mixed/train/* data/identity/train/*; do
-          ln -s "$(readlink -f "$sequence")" "data/mixed-id/train/$(basename "$sequence")"
-        done
-      fi
+      with_mixed data/mixed-id data/identity
       arm cont-identity data/mixed-id "" "${KNEE[@]}" --val-extra data/val540 \
         --init "${CONT_INIT:-docs/training/leaves-ab/cont-leaves-mw127/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     cont-softphotos)  # cont-leaves-mw127 with 360 more pairs from softened copies of the training photos
