@@ -35,7 +35,17 @@
 #   cont-softphotos  cont-leaves-mw127 with 360 more pairs (data/mixed-softphotos) rendered from copies of the
 #                training photos softened by a Gaussian blur first: soft edges in input and target alike
 #                (docs/results.md, "Softened photos": 3,520 steps, validation still rising, +0.84 dB at strength
-#                0.75, the smallest unseen frames still losing more than the bundled weights'; not bundled)
+#                0.75, the smallest unseen frames still losing more than the bundled weights'; not bundled; on
+#                to 5,280 steps with RESUME=1 it kept step 4,400, docs/results.md, "Smaller frames")
+#   cont-sizes   cont-softphotos's weights (CONT_INIT, default its run folder's: RUNS=runs/id RESUME=1 STEPS=5280
+#                kept step 4,400) trained on with its pairs plus the training photos' at 960x540 and at 512x288
+#                (data/photos540, data/photos288: 700 pairs each, seed 9000 + k; data/mixed-sizes: 3,160 pairs), where
+#                blurs are shorter in pixels and detail denser: the sizes on which the students over-correct
+#                (docs/results.md, "Smaller frames": best at step 2,370, +0.92 dB at strength 1, +0.77 at the
+#                0.70 that three validation sizes pick; safer on unseen small frames, below the bundled
+#                weights on the benchmark; not bundled)
+#   val288       only renders data/val288: the held-out photos' 36 validation pairs at 512x288, for
+#                scripts/pick_strength.py --val-data data/val540 data/val288
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each; RESUME=1 goes on
 # from the arm's last checkpoint to STEPS (its log appended to, not restarted). CHUNK=N trains
 # in runs of N steps (--resume) and keeps each one's EMA as RUNS/NAME/step-S.pt, to score them afterwards
@@ -86,9 +96,10 @@ mixed() {  # LEAVES MIXED [DEAD_LEAVES_FLAGS]: 20 leaves images, their 700 pairs
     ln -s "$PWD/$sequence" "$dest/$name"
   done
 }
-small() {  # OUT [held-out]: 35 pairs at 960x540 (every third) from each training photo whose sequence DATA
-           # does not hold out, as OUT/train; with held-out, 12 (every ninth) of each one it does, as OUT/test
-  local out=$1 which=${2:-train} photos k items=() held
+small() {  # OUT [WHICH [SIZE [NAME0]]]: 35 pairs at SIZE (HxW, default 540x960; every third) from each
+           # training photo whose sequence DATA does not hold out, as OUT/train (sequences GOPR<NAME0 + k>,
+           # default 200); with WHICH held-out, 12 (every ninth) of each one it does, as OUT/test
+  local out=$1 which=${2:-train} size=${3:-540x960} name0=${4:-200} photos k items=() held
   if [ "$which" = train ]; then [ -d "$out/train" ] && return; else [ -d "$out/test" ] && return; fi
   mapfile -t photos < <(training_photos ../shared/photos)
   for k in "${!photos[@]}"; do  # photo k is DATA's sequence GOPRkkkk_00_00 (scripts/gpu_runs.sh)
@@ -97,20 +108,22 @@ small() {  # OUT [held-out]: 35 pairs at 960x540 (every third) from each trainin
     if [ "$held" = "$which" ]; then items+=("$k=${photos[$k]}"); fi
   done
   if [ "$which" = train ]; then
-    render "$out" 540x960 3 9000 200 "${items[@]}"
+    render "$out" "$size" 3 9000 "$name0" "${items[@]}"
   else
-    render "$out" 540x960 9 9000 200 "${items[@]}"
+    render "$out" "$size" 9 9000 "$name0" "${items[@]}"
     mv "$out/train" "$out/test"
   fi
 }
-with_mixed() {  # OUT EXTRA: OUT/train links data/mixed's training sequences and EXTRA/train's, OUT/val
+with_mixed() {  # OUT EXTRA...: OUT/train links data/mixed's training sequences and each EXTRA/train's, OUT/val
                 # data/mixed's validation (the same held-out frames for every arm); kept if it exists
-  local out=$1 extra=$2 sequence
+  local out=$1 extra sequence
   [ -d "$out/train" ] && return
   mkdir -p "$out/train"
   ln -s "$PWD/data/mixed/val" "$out/val"
-  for sequence in data/mixed/train/* "$extra"/train/*; do
-    ln -s "$(readlink -f "$sequence")" "$out/train/$(basename "$sequence")"
+  for extra in data/mixed "${@:2}"; do
+    for sequence in "$extra"/train/*; do
+      ln -s "$(readlink -f "$sequence")" "$out/train/$(basename "$sequence")"
+    done
   done
 }
 mixed540() {  # data/mixed-540: data/mixed's sequences and data/photos540's; data/val540 beside it
@@ -194,6 +207,16 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       softphotos
       arm cont-softphotos data/mixed-softphotos "" "${KNEE[@]}" --val-extra data/val540 \
         --init "${CONT_INIT:-docs/training/leaves-ab/cont-leaves-mw127/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
+    cont-sizes)  # cont-softphotos's pairs and the training photos' at 960x540 and 512x288 (700 of each)
+      mixed data/leaves data/mixed
+      small data/val540 held-out
+      softphotos
+      small data/photos540
+      small data/photos288 train 288x512 300
+      with_mixed data/mixed-sizes data/softphotos data/photos540 data/photos288
+      arm cont-sizes data/mixed-sizes "" "${KNEE[@]}" --val-extra data/val540 \
+        --init "${CONT_INIT:-runs/id/cont-softphotos/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
+    val288) small data/val288 held-out 288x512 ;;  # only the 512x288 validation pairs (scripts/pick_strength.py)
     data) mixed540 ;;  # only the data
     *) echo "unknown arm $name" >&2; exit 1 ;;
   esac

@@ -2,14 +2,14 @@
 
 A student trained on 20 photos over-corrects photos it has not seen, most on smaller frames, where a
 photo carries more detail per pixel (docs/results.md, "Strength"). This scores WEIGHTS at each strength
-on two validation sets made only of the held-out training photos, never the benchmark's or the test
+on validation sets made only of the held-out training photos, never the benchmark's or the test
 suite's: the 16 frames `unblur train --data DATA --val-limit 16` validates on (1280x720) and the test
-split of VAL_DATA (data/val540 of scripts/leaves_ab.sh: the same photos at 960x540), in bf16 as training
-validates. It picks the strength with the highest mean of the two sets' mean PSNR, and with `--out`
-writes WEIGHTS with that strength in its model arguments.
+split of each VAL_DATA (data/val540 of scripts/leaves_ab.sh: the same photos at 960x540; data/val288:
+at 512x288), in bf16 as training validates. It picks the strength with the highest mean of the sets'
+mean gains, and with `--out` writes WEIGHTS with that strength in its model arguments.
 
     .venv/bin/python scripts/pick_strength.py WEIGHTS --data data/gopro23-third --val-data data/val540 \\
-        --out runs/picked.pth
+        [data/val288] --out runs/picked.pth
 """
 
 from __future__ import annotations
@@ -31,20 +31,22 @@ def main() -> None:
     parser.add_argument("weights")
     parser.add_argument("--data", required=True, help="the training data: its held-out sequences validate")
     parser.add_argument("--val-limit", type=int, default=16)
-    parser.add_argument("--val-data", required=True, help="a dataset whose test split is more held-out frames")
+    parser.add_argument("--val-data", required=True, nargs="+",
+                        help="datasets whose test splits are more held-out frames (one set each)")
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS)
     parser.add_argument("--out", help="write the weights with the chosen strength here")
     args = parser.parse_args()
     if args.out:  # before the scoring, not after it: a missing folder must not cost the minutes it takes
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     _, held_out, source = _split_data(TrainConfig(data=args.data, val_limit=args.val_limit))
-    sets = {"held-out frames": held_out,
-            f"{args.val_data} test": find_pairs(Path(args.val_data), "test", "blur_gamma")}
+    sets = {"held-out frames": held_out}
+    for val_data in args.val_data:
+        sets[f"{val_data} test"] = find_pairs(Path(val_data), "test", "blur_gamma")
     device = torch.device("cpu")
     dtype, channels_last = training_precision(device)
     weights = load_weights(args.weights)
-    print(f"{args.weights}: {source} and {len(sets[f'{args.val_data} test'])} pairs of {args.val_data}; "
-          f"precision {dtype or 'float32'}")
+    print(f"{args.weights}: {source}; " + ", ".join(f"{len(sets[f'{v} test'])} pairs of {v}" for v in args.val_data)
+          + f"; precision {dtype or 'float32'}")
     scores: dict[float, float] = {}
     held_out: dict[float, dict[str, float]] = {}
     for strength in args.strengths:
@@ -66,7 +68,7 @@ def main() -> None:
     if args.out:
         weights = weights.with_strength(best)
         weights.meta.update(
-            strength_chosen_on=(f"{source} of {args.data} and the test split of {args.val_data}, among "
+            strength_chosen_on=(f"{source} of {args.data} and the test split of {' and '.join(args.val_data)}, among "
                                 f"{', '.join(f'{s:g}' for s in args.strengths)}: mean validation gain "
                                 f"{scores[best]:+.3f} dB (scripts/pick_strength.py)"),
             val_psnr_at_strength_1=weights.meta.get("val_psnr"),
