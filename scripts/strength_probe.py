@@ -65,6 +65,8 @@ def main() -> None:
     device = torch.device("cpu")
     dtype, channels_last = training_precision(device)
     model = load_weights(args.weights).with_strength(1.0).build().to(device).eval()
+    if not model.linear_light:  # correction() follows UnblurNet's linear-light path only
+        raise SystemExit(f"{args.weights}: strength_probe.py needs an UnblurNet with linear_light (the default)")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     rows = []
