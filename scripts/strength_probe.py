@@ -5,9 +5,9 @@ training photos the bundled network's 1280x720 frames want 0.8, the 960x540 ones
 0.35 (docs/results.md, "Smaller frames"). A strength chosen per photo from the photo itself would serve
 all three, if something measurable without the sharp target tracked the best one. The hypothesis tried:
 the denser a frame's detail (its mean luma step), the less of the correction it wants; measured, it
-does not hold (correlation +0.10 to +0.14 over 88 frames). One forward pass per frame at strength 1
-gives the correction (UnblurNet adds ``strength`` times it in linear light); each strength of a grid
-is then scored without the network, so this also gives `pick_strength.py`'s numbers for every strength
+does not hold (correlation +0.10 to +0.14 over 88 frames). One pass per frame at strength 1 gives the
+correction (`UnblurNet.correction`; the model adds ``strength`` times it in linear light); each strength
+of a grid is then scored without the network, so this also gives `pick_strength.py`'s numbers for every strength
 at the cost of one (they agree within 0.001 dB), and each frame's best strength beside statistics of
 its blurry input.
 
@@ -23,27 +23,13 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from unblur.data import PairedImages, find_pairs, to_device_float
 from unblur.metrics import psnr
-from unblur.models import linear_to_srgb, load_weights, local_mean, srgb_to_linear
+from unblur.models import linear_to_srgb, load_weights, srgb_to_linear
 from unblur.train import TrainConfig, _split_data, training_precision
 
 GRID = [round(0.05 * i, 2) for i in range(25)]  # 0 to 1.2
-
-
-def correction(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    """The linear-light correction UnblurNet adds at strength 1 (its head's output, less the local mean)."""
-    captured: list[torch.Tensor] = []
-    hook = model.head.register_forward_hook(lambda _m, _i, out: captured.append(out))
-    try:
-        with torch.no_grad(), torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-            model(x)
-    finally:
-        hook.remove()
-    residual = F.pixel_shuffle(captured[0], 2)[..., : x.shape[-2], : x.shape[-1]].float()
-    return residual - local_mean(residual, model.mean_window)
 
 
 def detail(x: torch.Tensor) -> float:
@@ -65,7 +51,7 @@ def main() -> None:
     device = torch.device("cpu")
     dtype, channels_last = training_precision(device)
     model = load_weights(args.weights).with_strength(1.0).build().to(device).eval()
-    if not model.linear_light:  # correction() follows UnblurNet's linear-light path only
+    if not model.linear_light:  # the strengths are scored in linear light
         raise SystemExit(f"{args.weights}: strength_probe.py needs an UnblurNet with linear_light (the default)")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -76,7 +62,8 @@ def main() -> None:
             inp_u8, tgt_u8, _ = dataset[i]
             x = to_device_float(inp_u8.unsqueeze(0), device, channels_last).contiguous()
             target = to_device_float(tgt_u8.unsqueeze(0), device)
-            r = correction(model, x, dtype)
+            with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                r = model.correction(x)  # at strength 1: linear light, float32
             lin = srgb_to_linear(x.float())
             gains = [float(psnr(linear_to_srgb(lin + s * r).clamp(0, 1), target) - psnr(x, target)) for s in GRID]
             best = max(range(len(GRID)), key=lambda k: gains[k])

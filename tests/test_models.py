@@ -105,7 +105,7 @@ def test_unblurnet_moves_light_but_neither_adds_nor_removes_it():
 def test_unblurnet_strength_scales_its_correction_in_linear_light():
     """``strength`` multiplies the correction the network adds in linear light: 0 is the identity, 0.5
     half of strength 1's change of light (inputs mid-range, so nothing is clamped), and it is refused
-    outside [0, 2]."""
+    outside [0, 2]. ``correction`` returns that change (scripts/strength_probe.py relies on it)."""
     from unblur.models import srgb_to_linear
 
     torch.manual_seed(0)
@@ -119,10 +119,12 @@ def test_unblurnet_strength_scales_its_correction_in_linear_light():
             model = build_model("unblurnet", strength=strength).eval()
             model.load_state_dict(full.state_dict())  # strength is not a weight
             outputs[strength] = model(x)
+        correction = full.correction(x)
     change = {s: srgb_to_linear(y.double()) - srgb_to_linear(x.double()) for s, y in outputs.items()}
     assert float(change[1.0].abs().max()) > 0.005
     torch.testing.assert_close(outputs[0.0], x, atol=1e-6, rtol=0)
     torch.testing.assert_close(change[0.5], 0.5 * change[1.0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(correction.double(), change[1.0], atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="strength must be between 0 and 2"):
         build_model("unblurnet", strength=-0.1)
 

@@ -217,7 +217,11 @@ class UnblurNet(nn.Module):
         context = 32 + 8 * sum(d - 1 for d in self.mid_dilations)
         return max(context, self.mean_window // 2 + 1 + context + 32) if self.linear_light else context
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def correction(self, x: torch.Tensor) -> torch.Tensor:
+        """What :meth:`forward` adds to ``x``, scaled by ``strength``: in linear light (float32, its
+        ``mean_window`` mean removed), or in encoded values with ``linear_light=False``. Exposed because
+        the output's linear light is linear in ``strength``: ``scripts/strength_probe.py`` scores every
+        strength from one call instead of one network run per strength."""
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % 8, (-w) % 8
         padded = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
@@ -230,10 +234,14 @@ class UnblurNet(nn.Module):
         if self.strength != 1.0:
             residual = residual * self.strength
         if not self.linear_light:
-            return (x + residual).clamp(0.0, 1.0)
+            return residual
         residual = residual.float()  # light sums need more than bf16's 8 bits under autocast
-        residual = residual - local_mean(residual, self.mean_window)
-        return linear_to_srgb(srgb_to_linear(x.float()) + residual).to(x.dtype)
+        return residual - local_mean(residual, self.mean_window)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.linear_light:
+            return (x + self.correction(x)).clamp(0.0, 1.0)
+        return linear_to_srgb(srgb_to_linear(x.float()) + self.correction(x)).to(x.dtype)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
