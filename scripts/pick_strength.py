@@ -5,8 +5,10 @@ photo carries more detail per pixel (docs/results.md, "Strength"). This scores W
 on validation sets made only of the held-out training photos, never the benchmark's or the test
 suite's: the 16 frames `unblur train --data DATA --val-limit 16` validates on (1280x720) and the test
 split of each VAL_DATA (data/val540 of scripts/leaves_ab.sh: the same photos at 960x540; data/val288:
-at 512x288), in bf16 as training validates. It picks the strength with the highest mean of the sets'
-mean gains, and with `--out` writes WEIGHTS with that strength in its model arguments.
+at 512x288), in bf16 as training validates. Every strength is scored from one network pass per frame
+(`unblur.evaluate.strength_sweep`). It picks the strength with the highest mean of the sets' mean
+gains, and with `--out` writes WEIGHTS with that strength in its model arguments, and the held-out
+frames' PSNR and SSIM at it (one more pass, as training validates) in their metadata.
 
     .venv/bin/python scripts/pick_strength.py WEIGHTS --data data/gopro23-third --val-data data/val540 \\
         [data/val288] --out runs/picked.pth
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 
 from unblur.data import find_pairs
+from unblur.evaluate import strength_sweep
 from unblur.models import load_weights, save_weights
 from unblur.train import TrainConfig, _split_data, _validate, training_precision
 
@@ -47,32 +50,34 @@ def main() -> None:
     weights = load_weights(args.weights)
     print(f"{args.weights}: {source}; " + ", ".join(f"{len(sets[f'{v} test'])} pairs of {v}" for v in args.val_data)
           + f"; precision {dtype or 'float32'}")
+
+    def build(strength: float) -> torch.nn.Module:  # refuses a model without a strength
+        model = weights.with_strength(strength).build().to(device).eval()
+        return model.to(memory_format=torch.channels_last) if channels_last else model
+
+    model = build(1.0)
+    frames = {name: list(strength_sweep(model, pairs, args.strengths, device, dtype, channels_last))
+              for name, pairs in sets.items()}
     scores: dict[float, float] = {}
-    held_out: dict[float, dict[str, float]] = {}
-    for strength in args.strengths:
-        model = weights.with_strength(strength).build().to(device)  # refuses a model without a strength
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        with torch.no_grad():
-            rows = {name: _validate(model, pairs, device, dtype, channels_last, 1.0, 0.0, "psnr", 80.0,
-                                    lambda line: print("skipped:", line)) for name, pairs in sets.items()}
-        gains = [row["val_psnr"] - row["val_input_psnr"] for row in rows.values()]
-        held_out[strength] = rows["held-out frames"]
-        scores[strength] = sum(gains) / len(gains)
-        print(f"strength {strength:.2f}: " + ", ".join(
-            f"{name} {row['val_psnr']:.3f} dB ({row['val_psnr'] - row['val_input_psnr']:+.3f}, SSIM "
-            f"{row['val_ssim']:.4f})" for name, row in rows.items()) + f"; mean gain {scores[strength]:+.3f}",
-            flush=True)
+    for k, strength in enumerate(args.strengths):
+        means = {name: (sum(f.psnr[k] for f in fs) / len(fs), sum(f.input_psnr for f in fs) / len(fs))
+                 for name, fs in frames.items()}
+        scores[strength] = sum(out - inp for out, inp in means.values()) / len(means)
+        print(f"strength {strength:.2f}: " + ", ".join(f"{name} {out:.3f} dB ({out - inp:+.3f})"
+                                                       for name, (out, inp) in means.items())
+              + f"; mean gain {scores[strength]:+.3f}", flush=True)
     best = max(scores, key=lambda s: scores[s])
     print(f"chosen strength {best:.2f} (mean gain {scores[best]:+.3f} dB)")
     if args.out:
+        with torch.no_grad():  # what the file now does, scored as training scores it (SSIM too)
+            row = _validate(build(best), sets["held-out frames"], device, dtype, channels_last, 1.0, 0.0, "psnr", 80.0,
+                            lambda line: print("skipped:", line))
         weights = weights.with_strength(best)
         weights.meta.update(
             strength_chosen_on=(f"{source} of {args.data} and the test split of {' and '.join(args.val_data)}, among "
                                 f"{', '.join(f'{s:g}' for s in args.strengths)}: mean validation gain "
                                 f"{scores[best]:+.3f} dB (scripts/pick_strength.py)"),
-            val_psnr_at_strength_1=weights.meta.get("val_psnr"),
-            val_psnr=held_out[best]["val_psnr"], val_ssim=held_out[best]["val_ssim"])  # what the file now does
+            val_psnr_at_strength_1=weights.meta.get("val_psnr"), val_psnr=row["val_psnr"], val_ssim=row["val_ssim"])
         print(f"wrote {save_weights(args.out, weights)}")
 
 

@@ -6,10 +6,9 @@ training photos the bundled network's 1280x720 frames want 0.8, the 960x540 ones
 all three, if something measurable without the sharp target tracked the best one. The hypothesis tried:
 the denser a frame's detail (its mean luma step), the less of the correction it wants; measured, it
 does not hold (correlation +0.10 to +0.14 over 88 frames). One pass per frame at strength 1 gives the
-correction (`UnblurNet.correction`; the model adds ``strength`` times it in linear light); each strength
-of a grid is then scored without the network, so this also gives `pick_strength.py`'s numbers for every strength
-at the cost of one (they agree within 0.001 dB), and each frame's best strength beside statistics of
-its blurry input.
+correction, and every strength of a grid is scored from it (`unblur.evaluate.strength_sweep`, as
+`pick_strength.py` scores its candidates), so this gives each frame's best strength beside statistics
+of its blurry input.
 
     .venv/bin/python scripts/strength_probe.py WEIGHTS --data data/gopro23-third \\
         --val-data data/val540 data/val288 --csv runs/probe.csv
@@ -24,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from unblur.data import PairedImages, find_pairs, to_device_float
-from unblur.metrics import psnr
-from unblur.models import linear_to_srgb, load_weights, srgb_to_linear
+from unblur.data import find_pairs
+from unblur.evaluate import strength_sweep
+from unblur.models import load_weights
 from unblur.train import TrainConfig, _split_data, training_precision
 
 GRID = [round(0.05 * i, 2) for i in range(25)]  # 0 to 1.2
@@ -51,26 +50,17 @@ def main() -> None:
     device = torch.device("cpu")
     dtype, channels_last = training_precision(device)
     model = load_weights(args.weights).with_strength(1.0).build().to(device).eval()
-    if not model.linear_light:  # the strengths are scored in linear light
-        raise SystemExit(f"{args.weights}: strength_probe.py needs an UnblurNet with linear_light (the default)")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     rows = []
     for name, pairs in sets.items():
-        dataset = PairedImages(pairs, crop=None, augment=False)
-        for i in range(len(dataset)):
-            inp_u8, tgt_u8, _ = dataset[i]
-            x = to_device_float(inp_u8.unsqueeze(0), device, channels_last).contiguous()
-            target = to_device_float(tgt_u8.unsqueeze(0), device)
-            with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                r = model.correction(x)  # at strength 1: linear light, float32
-            lin = srgb_to_linear(x.float())
-            gains = [float(psnr(linear_to_srgb(lin + s * r).clamp(0, 1), target) - psnr(x, target)) for s in GRID]
+        for frame in strength_sweep(model, pairs, GRID, device, dtype, channels_last):
+            gains = [p - frame.input_psnr for p in frame.psnr]
             best = max(range(len(GRID)), key=lambda k: gains[k])
-            rows.append({"set": name, "pair": str(pairs[i].input), "height": x.shape[-2], "detail": detail(x),
-                         "correction_rms": float(r.pow(2).mean().sqrt()), "best_strength": GRID[best],
-                         **{f"gain_{s:g}": g for s, g in zip(GRID, gains, strict=True)}})
-        print(f"{name}: {len(dataset)} frames", flush=True)
+            rows.append({"set": name, "pair": str(frame.pair.input), "height": frame.input.shape[-2],
+                         "detail": detail(frame.input), "correction_rms": float(frame.correction.pow(2).mean().sqrt()),
+                         "best_strength": GRID[best], **{f"gain_{s:g}": g for s, g in zip(GRID, gains, strict=True)}})
+        print(f"{name}: {len(pairs)} frames", flush=True)
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     with open(args.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

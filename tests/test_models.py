@@ -129,6 +129,36 @@ def test_unblurnet_strength_scales_its_correction_in_linear_light():
         build_model("unblurnet", strength=-0.1)
 
 
+@pytest.mark.parametrize("linear_light", [True, False])
+def test_strength_sweep_scores_each_strength_as_a_model_built_at_it(tiny_gopro, linear_light):
+    """``strength_sweep`` scores every strength from one pass (scripts/pick_strength.py picks with it):
+    its PSNRs match those of a model built at each strength, as the training validation runs it, on
+    both correction paths; a model not at strength 1 is refused."""
+    from unblur.data import find_pairs
+    from unblur.evaluate import strength_sweep
+    from unblur.train import _validate
+
+    torch.manual_seed(0)
+    full = build_model("unblurnet", linear_light=linear_light).eval()
+    with torch.no_grad():
+        for p in full.parameters():
+            p.normal_(0.0, 0.02)
+    pairs = find_pairs(tiny_gopro, "test", "blur_gamma")
+    strengths = [0.0, 0.6, 1.0, 1.3]
+    frames = list(strength_sweep(full, pairs, strengths, torch.device("cpu")))
+    assert [f.pair for f in frames] == pairs
+    assert max(abs(f.psnr[2] - f.input_psnr) for f in frames) > 0.1  # the correction does something
+    for k, strength in enumerate(strengths):
+        model = build_model("unblurnet", linear_light=linear_light, strength=strength).eval()
+        model.load_state_dict(full.state_dict())
+        with torch.no_grad():
+            row = _validate(model, pairs, torch.device("cpu"), None, False, 1.0, 0.0, "psnr", 80.0, print)
+        assert sum(f.psnr[k] for f in frames) / len(frames) == pytest.approx(row["val_psnr"], abs=1e-3)
+        assert sum(f.input_psnr for f in frames) / len(frames) == pytest.approx(row["val_input_psnr"], abs=1e-6)
+    with pytest.raises(ValueError, match="at strength 1"):
+        next(strength_sweep(model, pairs, strengths, torch.device("cpu")))
+
+
 def test_unblurnet_mid_dilations_widen_the_reach_at_no_cost():
     """Dilating the 1/8-scale convolutions keeps parameters and MACs and reaches further: with the
     plain residual (no frame-wide mean) and random weights, an input change 126 px away moves the

@@ -18,7 +18,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from unblur.data import DatasetError, Pair
+from unblur.data import DatasetError, Pair, PairedImages, to_device_float
 from unblur.infer import Sharpener
 from unblur.io import ImageError, atomic_write, read_rgb_u8, write_image
 from unblur.losses import combined_loss
 from unblur.metrics import psnr, ssim
+from unblur.models import UnblurNet
 from unblur.preflight import OutputError, check_free_space, ensure_writable_folder
 
-__all__ = ["SSIM_WINDOW", "EvalReport", "Scores", "evaluate", "format_table", "score", "unsharp_mask", "write_report"]
+__all__ = ["SSIM_WINDOW", "EvalReport", "Scores", "SweptFrame", "evaluate", "format_table", "score", "strength_sweep",
+           "unsharp_mask", "write_report"]
 
 METHODS = ("input", "unsharp", "model")
 METHOD_LABELS = {"input": "blurry input", "unsharp": "unsharp mask", "model": "model"}
@@ -80,6 +82,42 @@ def score(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.8, edge_wei
     loss = combined_loss(pred, target, alpha, edge_weight, pixel, psnr_knee).total
     defined = min(pred.shape[-2:]) >= SSIM_WINDOW
     return Scores(float(loss), float(psnr(pred, target)), float(ssim(pred, target)) if defined else math.nan)
+
+
+@dataclass
+class SweptFrame:
+    """One pair scored at several strengths by :func:`strength_sweep`."""
+
+    pair: Pair
+    input: torch.Tensor
+    """The blurry input as the network saw it, ``(1, 3, H, W)`` floats in ``[0, 1]``."""
+    correction: torch.Tensor
+    """:meth:`UnblurNet.correction` of the input at strength 1."""
+    input_psnr: float
+    psnr: list[float]
+    """PSNR of the output at each strength, in the order asked for."""
+
+
+def strength_sweep(model: UnblurNet, pairs: Sequence[Pair], strengths: Sequence[float], device: torch.device,
+                   dtype: torch.dtype | None = None, channels_last: bool = False) -> Iterator[SweptFrame]:
+    """Score ``model`` (built at strength 1) at every one of ``strengths`` on each pair, from one network
+    pass per pair: its output's light is linear in the strength, so each strength's output is the input
+    plus that multiple of the one correction, added as :meth:`UnblurNet.forward` adds it. Choosing a
+    strength (``scripts/pick_strength.py``) then costs one pass instead of one per candidate. ``dtype``
+    and ``channels_last`` as training validates (:func:`unblur.train.training_precision`); the scores are
+    those of a model built at each strength within 0.001 dB (tests/test_models.py)."""
+    if model.strength != 1.0:
+        raise ValueError(f"strength_sweep needs the model at strength 1, not {model.strength}")
+    dataset = PairedImages(list(pairs), crop=None, augment=False)
+    for i, pair in enumerate(pairs):
+        inp_u8, tgt_u8, _ = dataset[i]
+        x = to_device_float(inp_u8.unsqueeze(0), device, channels_last).contiguous()
+        target = to_device_float(tgt_u8.unsqueeze(0), device)
+        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            r = model.correction(x)
+        with torch.no_grad():
+            scores = [float(psnr(model.add_correction(x, s * r).float().clamp(0, 1), target)) for s in strengths]
+        yield SweptFrame(pair, x, r, float(psnr(x, target)), scores)
 
 
 @dataclass

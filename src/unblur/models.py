@@ -220,8 +220,8 @@ class UnblurNet(nn.Module):
     def correction(self, x: torch.Tensor) -> torch.Tensor:
         """What :meth:`forward` adds to ``x``, scaled by ``strength``: in linear light (float32, its
         ``mean_window`` mean removed), or in encoded values with ``linear_light=False``. Exposed because
-        the output's linear light is linear in ``strength``: ``scripts/strength_probe.py`` scores every
-        strength from one call instead of one network run per strength."""
+        the output's light (or encoded values) is linear in ``strength``: :func:`unblur.evaluate.strength_sweep`
+        scores every strength from one call instead of one network run per strength."""
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % 8, (-w) % 8
         padded = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
@@ -238,10 +238,16 @@ class UnblurNet(nn.Module):
         residual = residual.float()  # light sums need more than bf16's 8 bits under autocast
         return residual - local_mean(residual, self.mean_window)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def add_correction(self, x: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward`'s last step: ``x`` with ``correction`` (one from :meth:`correction`, possibly
+        rescaled) added the way forward adds it, so that a caller scaling one correction to several
+        strengths gets forward's output at each (:func:`unblur.evaluate.strength_sweep`)."""
         if not self.linear_light:
-            return (x + self.correction(x)).clamp(0.0, 1.0)
-        return linear_to_srgb(srgb_to_linear(x.float()) + self.correction(x)).to(x.dtype)
+            return (x + correction).clamp(0.0, 1.0)
+        return linear_to_srgb(srgb_to_linear(x.float()) + correction).to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.add_correction(x, self.correction(x))
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
