@@ -30,6 +30,17 @@ def test_computing_commands_take_a_device(command):
     assert tuple(action.choices) == ("auto", "cpu", "cuda", "mps")
 
 
+def test_train_switches_reach_the_config():
+    """Each on/off training flag sets its config field, and only when given (the defaults stay off)."""
+    from unblur.cli import train_config_from_args
+
+    flags = {"--fp32": "fp32", "--cosine": "cosine", "--cache": "cache", "--shuffle-colors": "shuffle_colors"}
+    assert not any(getattr(train_config_from_args(build_parser().parse_args(["train"])), f) for f in flags.values())
+    for flag, field in flags.items():
+        cfg = train_config_from_args(build_parser().parse_args(["train", flag]))
+        assert {f for f in flags.values() if getattr(cfg, f)} == {field}
+
+
 def test_bad_values_are_rejected_with_a_message(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--data", "x", "--lr", "-1"])

@@ -399,6 +399,27 @@ def test_augmented_crops_keep_a_pixelwise_relation(tmp_path):
         _placement(_hwc(inp), img)
 
 
+def test_shuffled_colours_permute_input_and_target_alike(tmp_path):
+    """``shuffle_colors`` gives each crop one of the 6 channel orders, the same in input and target:
+    the target is the input XOR a key per channel, so the key found in channel j names the channel both
+    came from. Without it the channels keep their order."""
+    img = _noise(seed=10)
+    keys = np.array([0x11, 0x22, 0x44], dtype=np.uint8)
+    pair = Pair(_png(tmp_path / "in.png", img), _png(tmp_path / "gt.png", img ^ keys), "p", "")
+    torch.manual_seed(2)
+    shuffled, plain = PairedImages([pair], crop=8, shuffle_colors=True), PairedImages([pair], crop=8)
+    orders = set()
+    for _ in range(64):
+        inp, tgt, _ = shuffled[0]
+        found = _hwc(inp) ^ _hwc(tgt)
+        order = [int(np.flatnonzero(keys == found[0, 0, j])[0]) for j in range(3)]
+        assert sorted(order) == [0, 1, 2] and (found == keys[order]).all()
+        orders.add(tuple(order))
+        inp, tgt, _ = plain[0]
+        assert (_hwc(inp) ^ _hwc(tgt) == keys).all()
+    assert len(orders) == 6
+
+
 def test_evaluation_serves_full_frames(tmp_path):
     pairs = find_pairs(_flat(tmp_path, ["a.png", "b.png"]))
     inp, tgt, name = PairedImages(pairs, crop=None, augment=False)[1]

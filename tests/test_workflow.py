@@ -115,7 +115,7 @@ def test_opt_in_training_extras_run(tiny_gopro, tmp_path):
                       max_steps=1, progress=False), log=lambda _: None)
     cfg = TrainConfig(data=str(tiny_gopro), out=str(tmp_path / "run"), model="studentcnn_v3_residual", crop=32,
                       workers=0, max_steps=2, ema=0.9, cosine=True, accum=2, clip=1.0, batch_size=1,
-                      teacher=str(teacher_run / "sharpen_model.pth"), progress=False)
+                      shuffle_colors=True, teacher=str(teacher_run / "sharpen_model.pth"), progress=False)
     result = train(cfg, log=lambda _: None)
     assert result.steps == 2
     assert float(result.history[-1]["train_distill"]) >= 0

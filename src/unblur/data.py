@@ -413,7 +413,11 @@ class PairedImages(Dataset):
     """Input/target pairs as ``(input uint8 (3,H,W), target uint8 (3,H,W), name)``.
 
     Training (``crop`` set, ``augment=True``): one random ``crop``×``crop`` window at the same place
-    in both images, then one of the 8 flips/rotations of the square, applied to both. With
+    in both images, then one of the 8 flips/rotations of the square, applied to both; with
+    ``shuffle_colors``, also one of the 6 orders of the colour channels, both alike. Motion blur is the
+    same convolution of every channel in linear light and the synthesized pairs treat channels alike
+    (:mod:`unblur.synth`: no noise, mosaic or chroma subsampling), so a permuted pair is as true a pair
+    as the original, with colours the 20 training photos lack: an orange flower becomes a blue one. With
     ``augment=False`` the crop is the centre window instead, so validation on crops is the same every
     time. Evaluation (``crop=None``, ``augment=False``): full frames. With ``crop=None`` and
     ``augment=True`` only the flips are used on non-square frames, so shapes do not change.
@@ -439,13 +443,15 @@ class PairedImages(Dataset):
     """
 
     def __init__(
-        self, pairs: Sequence[Pair], crop: int | None = 256, augment: bool = True, cache: bool = False
+        self, pairs: Sequence[Pair], crop: int | None = 256, augment: bool = True, cache: bool = False,
+        shuffle_colors: bool = False,
     ) -> None:
         if crop is not None and crop <= 0:
             raise ValueError(f"crop must be a positive number of pixels or None, got {crop}")
         self.pairs = list(pairs)
         self.crop = crop
         self.augment = augment
+        self.shuffle_colors = shuffle_colors
         self.cache = cache
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         sizes = _check(self.pairs, check_sizes=True)
@@ -509,6 +515,9 @@ class PairedImages(Dataset):
                 inp, tgt = np.rot90(inp, turns), np.rot90(tgt, turns)
             if mirror:
                 inp, tgt = inp[:, ::-1], tgt[:, ::-1]
+            if self.shuffle_colors:  # drawn only when asked: runs without it keep their crops bit for bit
+                order = torch.randperm(3).tolist()
+                inp, tgt = inp[..., order], tgt[..., order]
         return _to_chw_tensor(inp), _to_chw_tensor(tgt), self.pairs[i].name
 
 
