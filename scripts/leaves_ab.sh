@@ -44,6 +44,11 @@
 #                (docs/results.md, "Smaller frames": best at step 2,370, +0.92 dB at strength 1, +0.77 at the
 #                0.70 that three validation sizes pick; safer on unseen small frames, below the bundled
 #                weights on the benchmark; not bundled)
+#   cont-colors  cont-sizes' step 2,370 (CONT_INIT, default docs/training/leaves-ab/cont-sizes/sharpen_model.pth)
+#                trained on with its data for 1,580 steps (two epochs), the learning rate 1e-4 decaying to zero,
+#                --psnr-knee 40 instead of 30 (frames up to 40 dB, most 512x288 ones, weigh as under -PSNR) and
+#                --shuffle-colors (each crop's colour channels in a random order, input and target alike).
+#                Its run of 2026-12-07 is the bundled model, at strength 0.80 (docs/results.md, "Shuffled colours")
 #   val288       only renders data/val288: the held-out photos' 36 validation pairs at 512x288, for
 #                scripts/pick_strength.py --val-data data/val540 data/val288
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each; RESUME=1 goes on
@@ -176,6 +181,14 @@ arm() {  # NAME MIXED [MODEL_KWARGS [FLAGS...]]: FLAGS default to KNEE
   fi
   scripts/quality_benchmark.sh "$RUNS/$name/sharpen_model.pth"
 }
+sizes_data() {  # data/mixed-sizes: cont-softphotos' pairs and the training photos' at 960x540 and 512x288
+  mixed data/leaves data/mixed
+  small data/val540 held-out
+  softphotos
+  small data/photos540
+  small data/photos288 train 288x512 300
+  with_mixed data/mixed-sizes data/softphotos data/photos540 data/photos288
+}
 for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
   case $name in
     knee-leaves) mixed data/leaves data/mixed; arm knee-leaves data/mixed ;;
@@ -208,14 +221,14 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       arm cont-softphotos data/mixed-softphotos "" "${KNEE[@]}" --val-extra data/val540 \
         --init "${CONT_INIT:-docs/training/leaves-ab/cont-leaves-mw127/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     cont-sizes)  # cont-softphotos's pairs and the training photos' at 960x540 and 512x288 (700 of each)
-      mixed data/leaves data/mixed
-      small data/val540 held-out
-      softphotos
-      small data/photos540
-      small data/photos288 train 288x512 300
-      with_mixed data/mixed-sizes data/softphotos data/photos540 data/photos288
+      sizes_data
       arm cont-sizes data/mixed-sizes "" "${KNEE[@]}" --val-extra data/val540 \
         --init "${CONT_INIT:-runs/id/cont-softphotos/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
+    cont-colors)  # cont-sizes' data; the knee at 40 dB, channels shuffled, the rate decaying over STEPS=1580
+      sizes_data
+      arm cont-colors data/mixed-sizes "" --pixel-loss psnr --psnr-knee 40 --lr 1e-4 --cosine --warmup 100 \
+        --shuffle-colors --seed 2 --val-extra data/val540 \
+        --init "${CONT_INIT:-docs/training/leaves-ab/cont-sizes/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     val288) small data/val288 held-out 288x512 ;;  # only the 512x288 validation pairs (scripts/pick_strength.py)
     data) mixed540 ;;  # only the data
     *) echo "unknown arm $name" >&2; exit 1 ;;

@@ -341,7 +341,7 @@ def test_val_extra_validates_on_a_second_set_and_keeps_the_best_mean_gain(tiny_g
 
 
 def test_init_takes_the_weights_model_settings_unless_the_run_sets_its_own(tiny_gopro, tmp_path, capsys):
-    """Fine-tuning the bundled model (``mean_window`` 127, ``strength`` 0.70) with just ``--model unblurnet
+    """Fine-tuning the bundled model (``mean_window`` 127, ``strength`` 0.80) with just ``--model unblurnet
     --init W`` trains with W's settings and saves them; a run that names other settings is refused."""
     kwargs = {"mean_window": 31, "strength": 0.5}
     init = tmp_path / "init.pth"
