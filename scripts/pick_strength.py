@@ -56,11 +56,12 @@ def main() -> None:
         return model.to(memory_format=torch.channels_last) if channels_last else model
 
     model = build(1.0)
-    frames = {name: list(strength_sweep(model, pairs, args.strengths, device, dtype, channels_last))
-              for name, pairs in sets.items()}
+    frames = {name: [(f.input_psnr, f.psnr) for f in strength_sweep(model, pairs, args.strengths, device, dtype,
+                                                                      channels_last)]
+              for name, pairs in sets.items()}  # the scores only: not every frame's tensors at once
     scores: dict[float, float] = {}
     for k, strength in enumerate(args.strengths):
-        means = {name: (sum(f.psnr[k] for f in fs) / len(fs), sum(f.input_psnr for f in fs) / len(fs))
+        means = {name: (sum(out[k] for _, out in fs) / len(fs), sum(inp for inp, _ in fs) / len(fs))
                  for name, fs in frames.items()}
         scores[strength] = sum(out - inp for out, inp in means.values()) / len(means)
         print(f"strength {strength:.2f}: " + ", ".join(f"{name} {out:.3f} dB ({out - inp:+.3f})"

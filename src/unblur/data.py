@@ -417,7 +417,7 @@ class PairedImages(Dataset):
     ``shuffle_colors``, also one of the 6 orders of the colour channels, both alike. Motion blur is the
     same convolution of every channel in linear light and the synthesized pairs treat channels alike
     (:mod:`unblur.synth`: no noise, mosaic or chroma subsampling), so a permuted pair is as true a pair
-    as the original, with colours the 20 training photos lack: an orange flower becomes a blue one. With
+    as the original, in colours a few training photos lack: an orange flower becomes a blue one. With
     ``augment=False`` the crop is the centre window instead, so validation on crops is the same every
     time. Evaluation (``crop=None``, ``augment=False``): full frames. With ``crop=None`` and
     ``augment=True`` only the flips are used on non-square frames, so shapes do not change.

@@ -101,8 +101,9 @@ class SweptFrame:
 def strength_sweep(model: UnblurNet, pairs: Sequence[Pair], strengths: Sequence[float], device: torch.device,
                    dtype: torch.dtype | None = None, channels_last: bool = False) -> Iterator[SweptFrame]:
     """Score ``model`` (built at strength 1) at every one of ``strengths`` on each pair, from one network
-    pass per pair: its output's light is linear in the strength, so each strength's output is the input
-    plus that multiple of the one correction, added as :meth:`UnblurNet.forward` adds it. Choosing a
+    pass per pair: what the network adds (in linear light, or to the encoded values without
+    ``linear_light``) is linear in the strength, so each strength's output is the input plus that
+    multiple of the one correction, added as :meth:`UnblurNet.forward` adds it. Choosing a
     strength (``scripts/pick_strength.py``) then costs one pass instead of one per candidate. ``dtype``
     and ``channels_last`` as training validates (:func:`unblur.train.training_precision`); the scores are
     those of a model built at each strength within 0.001 dB (tests/test_models.py)."""
