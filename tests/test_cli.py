@@ -34,7 +34,8 @@ def test_train_switches_reach_the_config():
     """Each on/off training flag sets its config field, and only when given (the defaults stay off)."""
     from unblur.cli import train_config_from_args
 
-    flags = {"--fp32": "fp32", "--cosine": "cosine", "--cache": "cache", "--shuffle-colors": "shuffle_colors"}
+    flags = {"--fp32": "fp32", "--cosine": "cosine", "--cache": "cache", "--shuffle-colors": "shuffle_colors",
+             "--mix-colors": "mix_colors"}
     assert not any(getattr(train_config_from_args(build_parser().parse_args(["train"])), f) for f in flags.values())
     for flag, field in flags.items():
         cfg = train_config_from_args(build_parser().parse_args(["train", flag]))

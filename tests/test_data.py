@@ -12,6 +12,7 @@ from unblur.data import (
     DatasetError,
     Pair,
     PairedImages,
+    _mix_colors,
     check_pairs,
     find_pairs,
     hold_out_sequences,
@@ -19,6 +20,7 @@ from unblur.data import (
     to_device_float,
 )
 from unblur.io import ImageError
+from unblur.synth import GAMMA
 
 SIZE = (16, 20)  # (H, W) of the test images: tiny, and not square
 
@@ -418,6 +420,44 @@ def test_shuffled_colours_permute_input_and_target_alike(tmp_path):
         inp, tgt, _ = plain[0]
         assert (_hwc(inp) ^ _hwc(tgt) == keys).all()
     assert len(orders) == 6
+
+
+def _blur_u8(img: np.ndarray) -> np.ndarray:
+    """A horizontal 5-pixel motion blur the way unblur.synth averages sub-frames: in linear light."""
+    light = (img.astype(np.float64) / 255.0) ** GAMMA
+    mean = np.mean([np.roll(light, s, axis=1) for s in range(-2, 3)], axis=0)
+    return np.round(mean ** (1.0 / GAMMA) * 255.0).astype(np.uint8)
+
+
+def test_mixed_colours_keep_the_pair_a_true_blur():
+    """``_mix_colors`` mixes the channels in linear light, so mixing a (sharp, blurred) pair gives the pair
+    that blurring the mixed sharp image would: within the 8-bit rounding of the two paths. Mixing the
+    encoded values instead misses by many levels on this noise."""
+    torch.manual_seed(3)
+    sharp = _noise((32, 32), seed=11)
+    blurred = _blur_u8(sharp)
+    results = set()
+    for _ in range(8):
+        mixed_blur, mixed_sharp = _mix_colors(blurred, sharp)
+        gap = np.abs(mixed_blur.astype(int) - _blur_u8(mixed_sharp).astype(int))
+        assert gap.max() <= 2, gap.max()
+        assert not np.array_equal(mixed_sharp, sharp)  # it did change the colours
+        results.add(mixed_sharp.tobytes())
+    assert len(results) == 8  # a new matrix each draw
+
+
+def test_mixed_colours_change_input_and_target_alike(tmp_path):
+    """With ``mix_colors`` a pair whose target is its input stays equal after the mix (one matrix for
+    both), and the crop's colours differ from the same crop without the mix."""
+    img = _noise(seed=12)
+    pair = Pair(_png(tmp_path / "in.png", img), _png(tmp_path / "gt.png", img), "p", "")
+    mixed, plain = PairedImages([pair], crop=8, mix_colors=True), PairedImages([pair], crop=8)
+    for seed in range(16):
+        torch.manual_seed(seed)
+        inp, tgt, _ = mixed[0]
+        torch.manual_seed(seed)
+        unmixed, _, _ = plain[0]  # the same crop: the mix draws after the crop and the flips
+        assert torch.equal(inp, tgt) and not torch.equal(inp, unmixed)
 
 
 def test_evaluation_serves_full_frames(tmp_path):

@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random crops of every training pair per epoch (default: 1)")
     p.add_argument("--shuffle-colors", action="store_true",
                    help="also permute each training crop's colour channels (input and target alike)")
+    p.add_argument("--mix-colors", action="store_true",
+                   help="also desaturate and tint each training crop at random, in linear light (both alike)")
     p.add_argument("--val-limit", type=_non_negative_int, metavar="N",
                    help="validate on at most N full frames, evenly spaced (default: 32; 0: all)")
     p.add_argument("--val-extra", metavar="D",
@@ -325,7 +327,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, name)
         if value is not None:
             settings[name] = str(value) if isinstance(value, Path) else value
-    for flag in ("fp32", "cosine", "cache", "shuffle_colors"):
+    for flag in ("fp32", "cosine", "cache", "shuffle_colors", "mix_colors"):
         if getattr(args, flag):
             settings[flag] = True
     if args.device != "auto":

@@ -35,6 +35,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from unblur.io import MAX_PIXELS, READ_SUFFIXES, ImageError, read_rgb_u8
+from unblur.synth import GAMMA
 
 __all__ = [
     "INPUT_KINDS",
@@ -404,6 +405,30 @@ def _randint(high: int) -> int:
     return int(torch.randint(high, (1,)).item())
 
 
+_LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
+
+
+def _mix_colors(inp: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both ``(H, W, 3)`` uint8 images through one random colour matrix applied in linear light.
+
+    The matrix desaturates by a random amount (saturation kept: 0.3 to 1) and scales each channel by
+    its own gain (0.7 to 1: exposure and white balance). Blur is a convolution of each channel in linear
+    light, so any fixed linear mix of the channels commutes with it: the mixed pair is as true a pair as
+    the original (to 8-bit rounding), in colours and exposures the training photos lack. Each row of
+    the matrix is non-negative and sums to its gain, at most 1, so no value leaves [0, 1] and nothing
+    clips (a clip would break the commutation).
+    """
+    keep = 0.3 + 0.7 * float(torch.rand(()))
+    gains = 0.7 + 0.3 * torch.rand(3)
+    matrix = gains[:, None] * ((1.0 - keep) * _LUMA[None, :] + keep * torch.eye(3))
+    mixed = []
+    for img in (inp, tgt):
+        light = (torch.from_numpy(np.ascontiguousarray(img)).float() / 255.0).pow(GAMMA)
+        encoded = (light @ matrix.T).clamp(0.0, 1.0).pow(1.0 / GAMMA)
+        mixed.append((encoded * 255.0).round().to(torch.uint8).numpy())
+    return mixed[0], mixed[1]
+
+
 def _to_chw_tensor(img: np.ndarray) -> torch.Tensor:
     """A fresh contiguous ``(3, H, W)`` uint8 tensor (never a view of a cached array)."""
     return torch.from_numpy(np.array(img.transpose(2, 0, 1), order="C"))  # np.array always copies
@@ -418,6 +443,8 @@ class PairedImages(Dataset):
     same convolution of every channel in linear light and the synthesized pairs treat channels alike
     (:mod:`unblur.synth`: no noise, mosaic or chroma subsampling), so a permuted pair is as true a pair
     as the original, in colours a few training photos lack: an orange flower becomes a blue one. With
+    ``mix_colors``, also one random desaturation and per-channel gain in linear light, both alike
+    (:func:`_mix_colors`), for the same reason. With
     ``augment=False`` the crop is the centre window instead, so validation on crops is the same every
     time. Evaluation (``crop=None``, ``augment=False``): full frames. With ``crop=None`` and
     ``augment=True`` only the flips are used on non-square frames, so shapes do not change.
@@ -444,7 +471,7 @@ class PairedImages(Dataset):
 
     def __init__(
         self, pairs: Sequence[Pair], crop: int | None = 256, augment: bool = True, cache: bool = False,
-        shuffle_colors: bool = False,
+        shuffle_colors: bool = False, mix_colors: bool = False,
     ) -> None:
         if crop is not None and crop <= 0:
             raise ValueError(f"crop must be a positive number of pixels or None, got {crop}")
@@ -452,6 +479,7 @@ class PairedImages(Dataset):
         self.crop = crop
         self.augment = augment
         self.shuffle_colors = shuffle_colors
+        self.mix_colors = mix_colors
         self.cache = cache
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         sizes = _check(self.pairs, check_sizes=True)
@@ -518,6 +546,8 @@ class PairedImages(Dataset):
             if self.shuffle_colors:  # drawn only when asked: runs without it keep their crops bit for bit
                 order = torch.randperm(3).tolist()
                 inp, tgt = inp[..., order], tgt[..., order]
+            if self.mix_colors:
+                inp, tgt = _mix_colors(inp, tgt)
         return _to_chw_tensor(inp), _to_chw_tensor(tgt), self.pairs[i].name
 
 

@@ -134,6 +134,7 @@ class TrainConfig:
     warmup: int = 0
     repeat: int = 1
     shuffle_colors: bool = False
+    mix_colors: bool = False
     accum: int = 1
     clip: float | None = None
     init: str | None = None
@@ -211,7 +212,7 @@ class TrainConfig:
         number("ema", 0, 1, low_open=True, high_open=True, optional=True, what="a decay in (0, 1) such as 0.999")
         number("clip", 0, low_open=True, optional=True, what="a positive gradient norm")
         number("checkpoint_seconds", 0, low_open=True, what="a positive number of seconds")
-        for name in ("fp32", "cosine", "cache", "progress", "shuffle_colors"):
+        for name in ("fp32", "cosine", "cache", "progress", "shuffle_colors", "mix_colors"):
             expect(name, isinstance(getattr(self, name), bool), "true or false")
         expect("nan_policy", self.nan_policy in ("skip", "stop"), "skip or stop")
         expect("pixel_loss", self.pixel_loss in PIXEL_LOSSES, " or ".join(PIXEL_LOSSES))
@@ -629,7 +630,7 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
     if not val_pairs:
         raise TrainingError(f"none of the {n_val} validation pairs can be used (reasons above)")
     images = PairedImages(train_pairs, crop=cfg.crop, augment=True, cache=cfg.cache,
-                          shuffle_colors=cfg.shuffle_colors)
+                          shuffle_colors=cfg.shuffle_colors, mix_colors=cfg.mix_colors)
     if cfg.cache:  # decode once here; forked DataLoader workers then share the arrays copy-on-write
         info(f"decoding {len(train_pairs)} training pairs into memory (--cache)")
 
