@@ -49,6 +49,10 @@
 #                --psnr-knee 40 instead of 30 (frames up to 40 dB, most 512x288 ones, weigh as under -PSNR) and
 #                --shuffle-colors (each crop's colour channels in a random order, input and target alike).
 #                Its run of 2026-12-07 is the bundled model, at strength 0.80 (docs/results.md, "Shuffled colours")
+#   cont-extra   cont-colors' recipe on data/mixed-extra: data/mixed-sizes plus 525 pairs at 512x288 from the 15
+#                free sample photos that scikit-image, scikit-learn and matplotlib carry (scripts/extra_photos.py;
+#                pip install scikit-image==0.26.0 scikit-learn==1.9.1 first): more scenes where unseen photos
+#                suffer most (docs/results.md, "More scenes")
 #   val288       only renders data/val288: the held-out photos' 36 validation pairs at 512x288, for
 #                scripts/pick_strength.py --val-data data/val540 data/val288
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each; RESUME=1 goes on
@@ -189,6 +193,16 @@ sizes_data() {  # data/mixed-sizes: cont-softphotos' pairs and the training phot
   small data/photos288 train 288x512 300
   with_mixed data/mixed-sizes data/softphotos data/photos540 data/photos288
 }
+extra_data() {  # data/mixed-extra: data/mixed-sizes' pairs and 35 at 512x288 (every third) of each of the 15
+               # photos scripts/extra_photos.py writes (data/photos-extra, seed 11000 + k, sequences GOPR05kk)
+  local k=0 items=() image
+  sizes_data
+  [ -d data/mixed-extra/train ] && return
+  [ -f data/extra-photos/14-grace_hopper.png ] || .venv/bin/python scripts/extra_photos.py data/extra-photos
+  for image in data/extra-photos/*.png; do items+=("$k=$image"); k=$((k + 1)); done
+  render data/photos-extra 288x512 3 11000 500 "${items[@]}"
+  with_mixed data/mixed-extra data/softphotos data/photos540 data/photos288 data/photos-extra
+}
 for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
   case $name in
     knee-leaves) mixed data/leaves data/mixed; arm knee-leaves data/mixed ;;
@@ -229,6 +243,11 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       arm cont-colors data/mixed-sizes "" --pixel-loss psnr --psnr-knee 40 --lr 1e-4 --cosine --warmup 100 \
         --shuffle-colors --seed 2 --val-extra data/val540 \
         --init "${CONT_INIT:-docs/training/leaves-ab/cont-sizes/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
+    cont-extra)  # cont-colors on data/mixed-extra: 15 more scenes at 512x288, where unseen photos suffer most
+      extra_data
+      arm cont-extra data/mixed-extra "" --pixel-loss psnr --psnr-knee 40 --lr 1e-4 --cosine --warmup 100 \
+        --shuffle-colors --seed 2 --val-extra data/val540 \
+        --init "${CONT_INIT:-docs/training/leaves-ab/cont-colors/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     val288) small data/val288 held-out 288x512 ;;  # only the 512x288 validation pairs (scripts/pick_strength.py)
     data) mixed540 ;;  # only the data
     *) echo "unknown arm $name" >&2; exit 1 ;;
