@@ -5,8 +5,9 @@ training photos the bundled network's 1280x720 frames want 0.8, the 960x540 ones
 0.35 (docs/results.md, "Smaller frames"). A strength chosen per photo from the photo itself would serve
 all three, if something measurable without the sharp target tracked the best one. The hypothesis tried:
 the denser a frame's detail (its mean luma step), the less of the correction it wants; measured, it
-does not hold (correlation +0.10 to +0.14 over 88 frames). One pass per frame at strength 1 gives the
-correction, and every strength of a grid is scored from it (`unblur.evaluate.strength_sweep`, as
+does not hold (correlation +0.10 to +0.14 over 88 frames). It also prints the correlation with the size
+of the network's own correction (its RMS at strength 1), per set and over all. One pass per frame at
+strength 1 gives the correction, and every strength of a grid is scored from it (`unblur.evaluate.strength_sweep`, as
 `pick_strength.py` scores its candidates), so this gives each frame's best strength beside statistics
 of its blurry input.
 
@@ -73,12 +74,19 @@ def main() -> None:
         oracle = sum(max(r[f"gain_{s:g}"] for s in GRID) for r in mine) / len(mine)
         print(f"{name}: best single strength {top:g} ({mean[top]:+.3f} dB); per-frame best {oracle:+.3f} dB; detail "
               f"{min(r['detail'] for r in mine):.4f}-{max(r['detail'] for r in mine):.4f}")
-    xs = [math.log(r["detail"]) for r in rows]
-    ys = [r["best_strength"] for r in rows]
+    for name in [*sets, None]:
+        mine = [r for r in rows if name in (None, r["set"])]
+        ys = [r["best_strength"] for r in mine]
+        corrs = ", ".join(f"log({key}) {_correlation([math.log(r[key]) for r in mine], ys):+.2f}"
+                          for key in ("detail", "correction_rms"))
+        print(f"correlation of best strength with {corrs} over {len(mine)} frames ({name or 'all sets'})")
+
+
+def _correlation(xs: list[float], ys: list[float]) -> float:
+    """Pearson's correlation of two equally long lists."""
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     cov = sum((a - mx) * (b - my) for a, b in zip(xs, ys, strict=True))
-    corr = cov / math.sqrt(sum((a - mx) ** 2 for a in xs) * sum((b - my) ** 2 for b in ys))
-    print(f"correlation of best strength with log(detail) over {len(rows)} frames: {corr:+.2f}")
+    return cov / math.sqrt(sum((a - mx) ** 2 for a in xs) * sum((b - my) ** 2 for b in ys))
 
 
 if __name__ == "__main__":
