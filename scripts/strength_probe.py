@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import statistics
 from pathlib import Path
 
 import torch
@@ -83,10 +84,11 @@ def main() -> None:
 
 
 def _correlation(xs: list[float], ys: list[float]) -> float:
-    """Pearson's correlation of two equally long lists."""
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    cov = sum((a - mx) * (b - my) for a, b in zip(xs, ys, strict=True))
-    return cov / math.sqrt(sum((a - mx) ** 2 for a in xs) * sum((b - my) ** 2 for b in ys))
+    """Pearson's correlation, or NaN where it is undefined (fewer than two frames, or a constant column)."""
+    try:
+        return statistics.correlation(xs, ys)
+    except statistics.StatisticsError:
+        return math.nan
 
 
 if __name__ == "__main__":
