@@ -161,6 +161,8 @@ Image.open(sys.argv[1]).convert('RGB').filter(ImageFilter.GaussianBlur(float(sys
   with_mixed data/mixed-softphotos data/softphotos
 }
 KNEE=(--lr 2e-4 --pixel-loss psnr --psnr-knee 30)
+# cont-colors' recipe (the bundled weights' last run), and cont-extra's
+COLORS=(--pixel-loss psnr --psnr-knee 40 --lr 1e-4 --cosine --warmup 100 --shuffle-colors --seed 2 --val-extra data/val540)
 arm() {  # NAME MIXED [MODEL_KWARGS [FLAGS...]]: FLAGS default to KNEE
   local name=$1 data=$2 kwargs=${3:-} steps flags=("${KNEE[@]}")
   [ $# -gt 3 ] && flags=("${@:4}")
@@ -240,13 +242,11 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
         --init "${CONT_INIT:-runs/id/cont-softphotos/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     cont-colors)  # cont-sizes' data; the knee at 40 dB, channels shuffled, the rate decaying over STEPS=1580
       sizes_data
-      arm cont-colors data/mixed-sizes "" --pixel-loss psnr --psnr-knee 40 --lr 1e-4 --cosine --warmup 100 \
-        --shuffle-colors --seed 2 --val-extra data/val540 \
+      arm cont-colors data/mixed-sizes "" "${COLORS[@]}" \
         --init "${CONT_INIT:-docs/training/leaves-ab/cont-sizes/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     cont-extra)  # cont-colors on data/mixed-extra: 15 more scenes at 512x288, where unseen photos suffer most
       extra_data
-      arm cont-extra data/mixed-extra "" --pixel-loss psnr --psnr-knee 40 --lr 1e-4 --cosine --warmup 100 \
-        --shuffle-colors --seed 2 --val-extra data/val540 \
+      arm cont-extra data/mixed-extra "" "${COLORS[@]}" \
         --init "${CONT_INIT:-docs/training/leaves-ab/cont-colors/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
     val288) small data/val288 held-out 288x512 ;;  # only the 512x288 validation pairs (scripts/pick_strength.py)
     data) mixed540 ;;  # only the data

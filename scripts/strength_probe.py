@@ -76,7 +76,7 @@ def main() -> None:
         print(f"{name}: best single strength {top:g} ({mean[top]:+.3f} dB); per-frame best {oracle:+.3f} dB; detail "
               f"{min(r['detail'] for r in mine):.4f}-{max(r['detail'] for r in mine):.4f}")
     for name in [*sets, None]:
-        mine = [r for r in rows if name in (None, r["set"])]
+        mine = [r for r in rows if name is None or r["set"] == name]
         ys = [r["best_strength"] for r in mine]
         corrs = ", ".join(f"log({key}) {_correlation([math.log(r[key]) for r in mine], ys):+.2f}"
                           for key in ("detail", "correction_rms"))
