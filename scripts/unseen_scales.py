@@ -6,7 +6,12 @@ student can pass there and still damage smaller frames, where the same photos ca
 pixel: so this also scores eight 960×540 pairs (seed 5) and four 512×288 (seed 1), in float32 eager on
 the CPU as the test does, and prints each pair's gain over its blurry input.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/unseen_scales.py WEIGHTS[@MEAN_WINDOW] ...
+Those are 8, 8 and 4 pairs of two photos: a worst pair of four decides little. `--photos DIR` adds 20
+pairs at 960x540 (seed 7) and 20 at 512x288 (seed 8), four of each of the benchmark's five photos in
+DIR (../shared/photos: the photos no training uses, as in scripts/photos.sh), rendered from the full
+photos as the benchmark is. Every set also prints the mean of its worst quarter of pairs.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/unseen_scales.py WEIGHTS[@MEAN_WINDOW] ... [--photos DIR]
 
 `@63` overrides UnblurNet's `mean_window` at inference (the window its correction's mean is taken over).
 """
@@ -30,26 +35,42 @@ from unblur.synth import sample_photos, synthesize
 
 # name, (height, width), seed, pairs per photo; "720" is tests/test_pretrained.py's fixture
 SETS = [("720", (720, 1280), 2026, 4), ("540", (540, 960), 5, 4), ("288", (288, 512), 1, 2)]
+# the same for --photos: the five benchmark photos
+BENCHMARK_SETS = [("540x5", (540, 960), 7, 4), ("288x5", (288, 512), 8, 4)]
+BENCHMARK_PATTERNS = ("seeding-*", "sunset-*", "kleiber-*", "mate-storm.jpg", "mate-ladybird.jpg")  # scripts/photos.sh
 
 
-def unseen_sets() -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
-    photos = [p for p in sample_photos() if p.name.startswith(("seeding", "sunset"))]
-    sets = {}
-    for name, size, seed, per_photo in SETS:
+def _render(photos: list[Path], sets: list[tuple[str, tuple[int, int], int, int]]
+            ) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    rendered = {}
+    for name, size, seed, per_photo in sets:
         root = Path(tempfile.mkdtemp(prefix=f"unseen{name}-"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             synthesize(photos, out=root, split="test", pairs_per_image=per_photo, size=size, seed=seed, progress=False)
-        sets[name] = [(read_image(p.input).rgb, read_image(p.target).rgb) for p in find_pairs(root, "test")]
+        rendered[name] = [(read_image(p.input).rgb, read_image(p.target).rgb) for p in find_pairs(root, "test")]
+    return rendered
+
+
+def unseen_sets(photo_dir: Path | None = None) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    sets = _render([p for p in sample_photos() if p.name.startswith(("seeding", "sunset"))], SETS)
+    if photo_dir is not None:
+        photos = [p for pattern in BENCHMARK_PATTERNS for p in sorted(photo_dir.glob(pattern))]
+        if len(photos) != len(BENCHMARK_PATTERNS):
+            raise SystemExit(f"{photo_dir}: expected the benchmark's {len(BENCHMARK_PATTERNS)} photos, found "
+                             f"{len(photos)}")
+        sets.update(_render(photos, BENCHMARK_SETS))
     return sets
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="+", help="a weights file, optionally @MEAN_WINDOW")
+    parser.add_argument("--photos", type=Path, help="also score 20 pairs at 960x540 and at 512x288 of the "
+                        "benchmark's five photos in this folder")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    sets = unseen_sets()
+    sets = unseen_sets(args.photos)
     for arg in args.weights:
         path, _, window = arg.partition("@")
         weights = load_weights(path)
@@ -59,8 +80,10 @@ def main() -> None:
         line = [arg]
         for name, pairs in sets.items():
             gains = [float(psnr(sharpen(blurry), sharp)) - float(psnr(blurry, sharp)) for blurry, sharp in pairs]
+            quarter = sorted(gains)[:max(1, len(gains) // 4)]
             line.append(
                 f"{name}: mean {sum(gains) / len(gains):+.3f} min {min(gains):+.3f} "
+                f"worst quarter {sum(quarter) / len(quarter):+.3f} "
                 f"losing {sum(g < 0 for g in gains)}/{len(gains)} [{' '.join(f'{g:+.2f}' for g in gains)}]"
             )
         print(" | ".join(line), flush=True)
