@@ -6,9 +6,10 @@ on validation sets made only of the held-out training photos, never the benchmar
 suite's: the 16 frames `unblur train --data DATA --val-limit 16` validates on (1280x720) and the test
 split of each VAL_DATA (data/val540 of scripts/leaves_ab.sh: the same photos at 960x540; data/val288:
 at 512x288), in bf16 as training validates. Every strength is scored from one network pass per frame
-(`unblur.evaluate.strength_sweep`). It picks the strength with the highest mean of the sets' mean
-gains, and with `--out` writes WEIGHTS with that strength in its model arguments, and the held-out
-frames' PSNR and SSIM at it (one more pass, as training validates) in their metadata.
+(`unblur.evaluate.strength_sweep`). It prints each set's own best strength, picks the strength with
+the highest mean of the sets' mean gains, and with `--out` writes WEIGHTS with that strength in its
+model arguments, and the held-out frames' PSNR and SSIM at it (one more pass, as training validates)
+in their metadata.
 
     .venv/bin/python scripts/pick_strength.py WEIGHTS --data data/gopro23-third --val-data data/val540 \\
         [data/val288] --out runs/picked.pth
@@ -71,6 +72,10 @@ def main() -> None:
         print(f"strength {strength:.2f}: " + ", ".join(f"{name} {out:.3f} dB ({out - inp:+.3f})"
                                                        for name, (out, inp) in means.items())
               + f"; mean gain {scores[strength]:+.3f}", flush=True)
+    for name, fs in frames.items():  # each set on its own: the sets disagree, small frames wanting less
+        gains = [sum(out[k] - inp for inp, out in fs) / len(fs) for k in range(len(args.strengths))]
+        k = max(range(len(gains)), key=gains.__getitem__)
+        print(f"{name} alone: best strength {args.strengths[k]:.2f} ({gains[k]:+.3f} dB)")
     best = max(scores, key=lambda s: scores[s])
     print(f"chosen strength {best:.2f} (mean gain {scores[best]:+.3f} dB)")
     if args.out:
