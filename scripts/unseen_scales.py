@@ -10,8 +10,12 @@ Those are 8, 8 and 4 pairs of two photos: a worst pair of four decides little. `
 pairs at 960x540 (seed 7) and 20 at 512x288 (seed 8), four of each of the benchmark's five photos in
 DIR (../shared/photos: the photos no training uses, as in scripts/photos.sh), rendered from the full
 photos as the benchmark is. Every set also prints the mean of its worst quarter of pairs.
+`--strengths S ...` prints instead each set's mean gain at each strength (the weights rebuilt at each):
+where the test photos peak, a diagnostic that must never choose a strength (scripts/pick_strength.py
+chooses on validation).
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/unseen_scales.py WEIGHTS[@MEAN_WINDOW] ... [--photos DIR]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/unseen_scales.py WEIGHTS[@MEAN_WINDOW] ... [--photos DIR] \
+        [--strengths 1 0.9 ...]
 
 `@63` overrides UnblurNet's `mean_window` at inference (the window its correction's mean is taken over).
 """
@@ -30,7 +34,7 @@ from unblur.device import inference_plan
 from unblur.infer import Sharpener
 from unblur.io import read_image
 from unblur.metrics import psnr
-from unblur.models import load_weights
+from unblur.models import Weights, load_weights
 from unblur.synth import sample_photos, synthesize
 
 # name, (height, width), seed, pairs per photo; "720" is tests/test_pretrained.py's fixture
@@ -63,11 +67,22 @@ def unseen_sets(photo_dir: Path | None = None) -> dict[str, list[tuple[torch.Ten
     return sets
 
 
+def _sharpener(weights: Weights) -> Sharpener:
+    """The test suite's path: float32 eager torch on the CPU, the whole frame at once."""
+    return Sharpener(weights.build(), inference_plan("cpu", fp32=True, backend="torch"), 0, 32)
+
+
+def _mean_gain(weights: Weights, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    sharpen = _sharpener(weights)
+    return sum(float(psnr(sharpen(blurry), sharp)) - float(psnr(blurry, sharp)) for blurry, sharp in pairs) / len(pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="+", help="a weights file, optionally @MEAN_WINDOW")
     parser.add_argument("--photos", type=Path, help="also score 20 pairs at 960x540 and at 512x288 of the "
                         "benchmark's five photos in this folder")
+    parser.add_argument("--strengths", type=float, nargs="+", help="each set's mean gain at each of these")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     sets = unseen_sets(args.photos)
@@ -76,7 +91,14 @@ def main() -> None:
         weights = load_weights(path)
         if window:
             weights.model_kwargs["mean_window"] = int(window)
-        sharpen = Sharpener(weights.build(), inference_plan("cpu", fp32=True, backend="torch"), 0, 32)
+        if args.strengths:
+            for name, pairs in sets.items():
+                means = [_mean_gain(weights.with_strength(strength), pairs) for strength in args.strengths]
+                best = max(range(len(means)), key=means.__getitem__)
+                curve = " ".join(f"{s:g}:{m:+.3f}" for s, m in zip(args.strengths, means, strict=True))
+                print(f"{arg} {name}: {curve} | best {args.strengths[best]:g} ({means[best]:+.3f})", flush=True)
+            continue
+        sharpen = _sharpener(weights)
         line = [arg]
         for name, pairs in sets.items():
             gains = [float(psnr(sharpen(blurry), sharp)) - float(psnr(blurry, sharp)) for blurry, sharp in pairs]
