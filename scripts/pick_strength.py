@@ -64,18 +64,18 @@ def main() -> None:
     frames = {name: [(f.input_psnr, f.psnr) for f in strength_sweep(model, pairs, args.strengths, device, dtype,
                                                                       channels_last)]
               for name, pairs in sets.items()}  # the scores only: not every frame's tensors at once
+    strengths = range(len(args.strengths))
+    inputs = {name: sum(inp for inp, _ in fs) / len(fs) for name, fs in frames.items()}  # each set's mean PSNR
+    outputs = {name: [sum(out[k] for _, out in fs) / len(fs) for k in strengths] for name, fs in frames.items()}
     scores: dict[float, float] = {}
     for k, strength in enumerate(args.strengths):
-        means = {name: (sum(out[k] for _, out in fs) / len(fs), sum(inp for inp, _ in fs) / len(fs))
-                 for name, fs in frames.items()}
-        scores[strength] = sum(out - inp for out, inp in means.values()) / len(means)
-        print(f"strength {strength:.2f}: " + ", ".join(f"{name} {out:.3f} dB ({out - inp:+.3f})"
-                                                       for name, (out, inp) in means.items())
+        scores[strength] = sum(outputs[name][k] - inputs[name] for name in frames) / len(frames)
+        print(f"strength {strength:.2f}: " + ", ".join(f"{name} {outputs[name][k]:.3f} dB "
+                                                       f"({outputs[name][k] - inputs[name]:+.3f})" for name in frames)
               + f"; mean gain {scores[strength]:+.3f}", flush=True)
-    for name, fs in frames.items():  # each set on its own: the sets disagree, small frames wanting less
-        gains = [sum(out[k] - inp for inp, out in fs) / len(fs) for k in range(len(args.strengths))]
-        k = max(range(len(gains)), key=gains.__getitem__)
-        print(f"{name} alone: best strength {args.strengths[k]:.2f} ({gains[k]:+.3f} dB)")
+    for name in frames:  # each set on its own: the sets disagree, small frames wanting less
+        k = max(strengths, key=outputs[name].__getitem__)
+        print(f"{name} alone: best strength {args.strengths[k]:.2f} ({outputs[name][k] - inputs[name]:+.3f} dB)")
     best = max(scores, key=lambda s: scores[s])
     print(f"chosen strength {best:.2f} (mean gain {scores[best]:+.3f} dB)")
     if args.out:
