@@ -55,6 +55,7 @@
 #                suffer most (docs/results.md, "More scenes")
 #   val288       only renders data/val288: the held-out photos' 36 validation pairs at 512x288, for
 #                scripts/pick_strength.py --val-data data/val540 data/val288
+#   val540       only renders data/val540 (below), without the training data of the arms that make it
 #   val405, val1080  the same at 720x405 (data/val405) and 1920x1080 (data/val1080): a strength per frame size
 #                needs to know how the best strength runs between the sizes trained on and above them
 # ARMS="knee-leaves-mw127" runs just that arm; STEPS (default 3500) sets the length of each; RESUME=1 goes on
@@ -250,6 +251,7 @@ for name in ${ARMS:-knee-leaves knee-leaves-mw127}; do
       extra_data
       arm cont-extra data/mixed-extra "" "${COLORS[@]}" \
         --init "${CONT_INIT:-docs/training/leaves-ab/cont-colors/sharpen_model.pth}" ${CONT_FLAGS:-} ;;
+    val540) small data/val540 held-out ;;  # only data/val540, without mixed540's training data
     val288) small data/val288 held-out 288x512 ;;  # only the 512x288 validation pairs (scripts/pick_strength.py)
     val405) small data/val405 held-out 405x720 ;;  # the same at 720x405 and at 1920x1080: does the best
     val1080) small data/val1080 held-out 1080x1920 ;;  # strength follow the frame's size between and beyond?

@@ -11,8 +11,13 @@ the highest mean of the sets' mean gains, and with `--out` writes WEIGHTS with t
 model arguments, and the held-out frames' PSNR and SSIM at it (one more pass, as training validates)
 in their metadata.
 
+`--by-size` writes instead a strength per frame size (`strength_by_size`, unblur.models.UnblurNet): each
+set's own best, at the short side of its frames, so the sets must be of different sizes (data/val288,
+data/val405, data/val540 and data/val1080 of scripts/leaves_ab.sh, and DATA's at 1280x720). Between
+those sizes the model interpolates, above and below it holds the last row.
+
     .venv/bin/python scripts/pick_strength.py WEIGHTS --data data/gopro23-third --val-data data/val540 \\
-        [data/val288] --out runs/picked.pth
+        [data/val288 ...] --out runs/picked.pth [--by-size]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from unblur.data import find_pairs
 from unblur.evaluate import strength_sweep
@@ -43,6 +49,8 @@ def main() -> None:
                         help="datasets whose test splits are more held-out frames (one set each)")
     parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS)
     parser.add_argument("--out", help="write the weights with the chosen strength here")
+    parser.add_argument("--by-size", action="store_true",
+                        help="with --out, write each set's own best strength at its frames' short side")
     args = parser.parse_args()
     if args.out:  # before the scoring, not after it: a missing folder must not cost the minutes it takes
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -73,21 +81,37 @@ def main() -> None:
         print(f"strength {strength:.2f}: " + ", ".join(f"{name} {outputs[name][k]:.3f} dB "
                                                        f"({outputs[name][k] - inputs[name]:+.3f})" for name in frames)
               + f"; mean gain {scores[strength]:+.3f}", flush=True)
+    own_best = {}
     for name in frames:  # each set on its own: the sets disagree, small frames wanting less
         k = max(strengths, key=outputs[name].__getitem__)
+        own_best[name] = args.strengths[k]
         print(f"{name} alone: best strength {args.strengths[k]:.2f} ({outputs[name][k] - inputs[name]:+.3f} dB)")
     best = max(scores, key=lambda s: scores[s])
     print(f"chosen strength {best:.2f} (mean gain {scores[best]:+.3f} dB)")
+    among = (f"{source} of {args.data} and the test split of {' and '.join(args.val_data)}, among "
+             f"{', '.join(f'{s:g}' for s in args.strengths)}")
+    if args.by_size:
+        sides = {name: min(Image.open(pairs[0].input).size) for name, pairs in sets.items()}
+        if len(set(sides.values())) < len(sides):
+            raise SystemExit(f"--by-size needs sets of different frame sizes, got short sides {sides}")
+        table = sorted((sides[name], own_best[name]) for name in frames)
+        gain = sum(max(outputs[name]) - inputs[name] for name in frames) / len(frames)
+        print("strength by short side: " + ", ".join(f"{side} px {s:.2f}" for side, s in table)
+              + f" (mean validation gain {gain:+.3f} dB)")
+        weights = weights.with_strength_by_size(table)
+        chosen_on = (f"{among}, each set's own best: mean validation gain {gain:+.3f} dB "
+                     "(scripts/pick_strength.py --by-size)")
+    else:
+        weights = weights.with_strength(best)
+        chosen_on = f"{among}: mean validation gain {scores[best]:+.3f} dB (scripts/pick_strength.py)"
     if args.out:
         with torch.no_grad():  # what the file now does, scored as training scores it (SSIM too)
-            row = _validate(build(best), sets["held-out frames"], device, dtype, channels_last, 1.0, 0.0, "psnr", 80.0,
+            model = weights.build().to(device).eval()
+            model = model.to(memory_format=torch.channels_last) if channels_last else model
+            row = _validate(model, sets["held-out frames"], device, dtype, channels_last, 1.0, 0.0, "psnr", 80.0,
                             lambda line: print("skipped:", line))
-        weights = weights.with_strength(best)
-        weights.meta.update(
-            strength_chosen_on=(f"{source} of {args.data} and the test split of {' and '.join(args.val_data)}, among "
-                                f"{', '.join(f'{s:g}' for s in args.strengths)}: mean validation gain "
-                                f"{scores[best]:+.3f} dB (scripts/pick_strength.py)"),
-            val_psnr_at_strength_1=weights.meta.get("val_psnr"), val_psnr=row["val_psnr"], val_ssim=row["val_ssim"])
+        weights.meta.update(strength_chosen_on=chosen_on, val_psnr_at_strength_1=weights.meta.get("val_psnr"),
+                            val_psnr=row["val_psnr"], val_ssim=row["val_ssim"])
         print(f"wrote {save_weights(args.out, weights)}")
 
 

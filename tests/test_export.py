@@ -120,3 +120,47 @@ def test_export_strength_is_in_the_graph(tmp_path: Path) -> None:
     torch.testing.assert_close(OnnxRunner(out, torch.device("cpu"))(x), x, atol=1e-5, rtol=0)
     with torch.no_grad():
         assert float((model(x) - x).abs().max()) > 1e-3  # the network itself does change the image
+
+
+def test_a_strength_table_reaches_the_onnx_graph(tmp_path: Path) -> None:
+    """Weights with a ``strength_by_size`` table export a graph whose ``strength`` input is optional: left
+    out, it is the table's strength at 1280×720 (the stored default, so ``image`` in, ``sharp`` out works
+    in any runtime); ``unblur sharpen`` with the ``.onnx`` file feeds each photo's strength from the table
+    in the metadata, whole photo or in tiles, as PyTorch runs the weights; ``--strength`` feeds one."""
+    from unblur.device import ExecutionPlan
+    from unblur.export import OnnxRunner, export_onnx, load_onnx_sharpener, onnx_metadata
+    from unblur.infer import Sharpener
+    from unblur.models import load_weights
+
+    torch.manual_seed(0)
+    table = ((48, 0.3), (96, 0.6), (720, 1.2))
+    model = bench_model("unblurnet", strength_by_size=table)
+    weights = save_weights(tmp_path / "w.pth", weights_from_model(model, "unblurnet", {"strength_by_size": table}))
+    out = export_onnx(weights, tmp_path / "table.onnx")
+    assert onnx_metadata(out)["unblur.default_strength"] == "1.2"
+    x = 0.2 + 0.6 * torch.rand(1, 3, 40, 56)
+    with torch.inference_mode():
+        torch.testing.assert_close(OnnxRunner(out)(x), model(x, 1.2), atol=1e-4, rtol=0)
+    torch_model = load_weights(weights).build()
+    image = 0.2 + 0.6 * torch.rand(3, 72, 100)
+    assert torch_model.strength_for(72, 100) != pytest.approx(0.3)  # so a tile's own strength would be wrong
+    for tile in (0, 40):
+        expected = Sharpener(torch_model, ExecutionPlan(torch.device("cpu")), tile=tile)(image)
+        sharpener, _ = load_onnx_sharpener(out, device="cpu", tile=tile)
+        assert float((sharpener(image) - expected).abs().max()) <= 1e-4
+    sharpener, _ = load_onnx_sharpener(out, device="cpu", strength=0.0)
+    assert float((sharpener(image) - image).abs().max()) <= 1e-5
+
+
+def test_two_models_differing_only_in_strength_get_their_own_graphs() -> None:
+    """The in-memory export cache keys a model by its tensors and its settings: a model at another
+    strength (no tensor changes) must not reuse the first one's graph and its stored default."""
+    from unblur.export import OnnxRunner, cached_onnx_bytes
+
+    torch.manual_seed(0)
+    first = bench_model("unblurnet")
+    second = bench_model("unblurnet", strength=0.0)
+    second.load_state_dict(first.state_dict())
+    x = 0.2 + 0.6 * torch.rand(1, 3, 40, 56)
+    assert float((OnnxRunner(cached_onnx_bytes(first))(x) - x).abs().max()) > 1e-3
+    torch.testing.assert_close(OnnxRunner(cached_onnx_bytes(second))(x), x, atol=1e-5, rtol=0)

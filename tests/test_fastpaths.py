@@ -110,6 +110,26 @@ def test_tile_windows_start_on_the_model_grid_with_at_least_the_overlap() -> Non
     assert all(y % 8 == 0 and x % 8 == 0 for y, x in starts)
 
 
+def test_every_tile_gets_the_whole_photos_strength() -> None:
+    """A model whose strength depends on the frame's size (UnblurNet's ``strength_by_size``) sees each tile
+    as a small frame; the Sharpener must hand every tile the strength of the whole photo instead."""
+    seen: list[float | None] = []
+
+    class Recorder(torch.nn.Module):
+        def strength_for(self, height: int, width: int) -> float:
+            return min(height, width) / 1000
+
+        def forward(self, x: torch.Tensor, strength: float | None = None) -> torch.Tensor:
+            seen.append(strength)
+            return x
+
+    image = torch.rand(3, 130, 170)
+    for tile in (0, 50):
+        seen.clear()
+        Sharpener(Recorder(), ExecutionPlan(CPU), tile=tile, overlap=13)(image)
+        assert len(seen) == (1 if tile == 0 else 12) and set(seen) == {0.13}
+
+
 def test_plan_fp32_is_the_reference_path() -> None:
     assert inference_plan("cpu", fp32=True) == ExecutionPlan(CPU)
 

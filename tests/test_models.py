@@ -157,6 +157,9 @@ def test_strength_sweep_scores_each_strength_as_a_model_built_at_it(tiny_gopro, 
         assert sum(f.input_psnr for f in frames) / len(frames) == pytest.approx(row["val_input_psnr"], abs=1e-6)
     with pytest.raises(ValueError, match="at strength 1"):
         next(strength_sweep(model, pairs, strengths, torch.device("cpu")))
+    with pytest.raises(ValueError, match="at strength 1"):
+        table = build_model("unblurnet", linear_light=linear_light, strength_by_size=[(64, 1.0)])
+        next(strength_sweep(table, pairs, strengths, torch.device("cpu")))
 
 
 def test_unblurnet_mid_dilations_widen_the_reach_at_no_cost():
@@ -181,3 +184,62 @@ def test_unblurnet_mid_dilations_widen_the_reach_at_no_cost():
             assert (float(change) > 1e-4) == moves, (model.mid_dilations, float(change))
     with pytest.raises(ValueError, match="mid_dilations must be 6"):
         build_model("unblurnet", mid_dilations=[1, 2])
+
+
+def test_strength_at_size_interpolates_in_log_of_the_short_side_and_holds_at_the_ends():
+    """The per-size table: its rows exactly, the geometric middle of two rows half-way between their
+    strengths, portrait and landscape alike (the short side decides), held below and above."""
+    from unblur.models import strength_at_size
+
+    table = [(288, 0.6), (540, 0.9), (720, 1.0)]
+    assert strength_at_size(table, 288, 512) == pytest.approx(0.6)
+    assert strength_at_size(table, 960, 540) == pytest.approx(0.9)  # portrait: the short side is the width
+    assert strength_at_size(table, 720, 1280) == pytest.approx(1.0)
+    middle = round((288 * 540) ** 0.5)
+    assert strength_at_size(table, middle, 2000) == pytest.approx(0.75, abs=0.002)
+    assert strength_at_size(table, 100, 100) == pytest.approx(0.6)
+    assert strength_at_size(table, 2160, 3840) == pytest.approx(1.0)
+    values = [strength_at_size(table, s, 4000) for s in range(200, 900, 7)]
+    assert values == sorted(values)  # no jumps back between rows
+
+
+def test_unblurnet_strength_by_size_sets_each_frames_strength():
+    """With a table, ``forward(x)`` is the model built at the strength the table gives ``x``'s size;
+    ``forward(x, s)`` overrides it (how a tiled photo gets the whole photo's); ``with_strength`` replaces
+    the table by one strength; a table must be increasing sides with strengths in [0, 2], and comes
+    without ``strength``."""
+    from unblur.models import Weights
+
+    torch.manual_seed(0)
+    table = ((64, 0.4), (128, 1.0))
+    model = build_model("unblurnet", strength_by_size=table).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)
+    for size, strength in ((48, 0.4), (96, 0.4 + 0.6 * 0.5849625), (160, 1.0)):
+        x = 0.45 + 0.1 * torch.rand(1, 3, size, size + 8)
+        fixed = build_model("unblurnet", strength=strength).eval()
+        fixed.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), fixed(x), atol=1e-6, rtol=0)
+            torch.testing.assert_close(model(x, strength), fixed(x), atol=1e-6, rtol=0)
+            assert float((model(x, 0.0) - x).abs().max()) < 1e-6
+    weights = Weights("unblurnet", {"strength_by_size": table}, model.state_dict())
+    assert weights.with_strength(0.7).model_kwargs == {"strength": 0.7}
+    for bad in ([], [(64, 0.5), (64, 0.6)], [(128, 0.5), (64, 0.6)], [(64, 2.5)], [(0, 0.5)], [(64.5, 0.5)]):
+        with pytest.raises(ValueError, match="strength_by_size must be"):
+            build_model("unblurnet", strength_by_size=bad)
+    with pytest.raises(ValueError, match="not both"):
+        build_model("unblurnet", strength=0.8, strength_by_size=table)
+
+
+def test_a_strength_table_survives_a_weights_file(tmp_path):
+    """Saved and loaded again (``weights_only``), the table still sets the strength per size."""
+    from unblur.models import load_weights, save_weights, weights_from_model
+
+    table = ((288, 0.65), (720, 1.0))
+    model = build_model("unblurnet", strength_by_size=table)
+    path = save_weights(tmp_path / "w.pth", weights_from_model(model, "unblurnet", {"strength_by_size": table}))
+    rebuilt = load_weights(path).build()
+    assert rebuilt.strength_by_size == table
+    assert rebuilt.strength_for(288, 512) == pytest.approx(0.65)

@@ -50,7 +50,7 @@ def test_weights_are_bundled_small_and_safe_to_load():
     assert count_parameters(model) <= 1_000_000
     assert count_macs_per_pixel(model, size=(64, 64)) <= 60_000
     assert "config" in weights.meta and "val_psnr" in weights.meta  # how they were made travels with them
-    if "strength" in weights.model_kwargs:  # and how their strength was chosen
+    if {"strength", "strength_by_size"} & set(weights.model_kwargs):  # and how their strength was chosen
         assert "strength_chosen_on" in weights.meta
 
 

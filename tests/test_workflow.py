@@ -197,8 +197,8 @@ def test_sharpen_refuses_to_overwrite_inputs(weights, tmp_path, capsys):
 
 def test_sharpen_strength_scales_the_correction(weights, tmp_path, capsys):
     """``--strength 0`` leaves the photo as it is (the correction is scaled away, the sRGB round trip is
-    exact to 8 bits), the weights' own strength changes it; models without a strength, an ONNX file and
-    values outside [0, 2] are refused with one line."""
+    exact to 8 bits), the weights' own strength changes it; models without a strength (also as an ONNX
+    file) and values outside [0, 2] are refused with one line."""
     from unblur.export import load_onnx_sharpener
 
     src = tmp_path / "photo.png"
@@ -218,8 +218,8 @@ def test_sharpen_strength_scales_the_correction(weights, tmp_path, capsys):
         main(["sharpen", str(src), "--strength", "3"])
     assert "expected a number from 0 to 2" in capsys.readouterr().err
     onnx = tmp_path / "model.onnx"
-    onnx.write_bytes(b"not read")
-    with pytest.raises(ValueError, match="strength is fixed when it is exported"):
+    assert main(["export", "--weights", str(weights), "--onnx", str(onnx)]) == 0
+    with pytest.raises(ValueError, match="takes no strength"):
         load_onnx_sharpener(onnx, strength=0.5)
 
 

@@ -250,11 +250,12 @@ def _cuda_graph_call(model: nn.Module, x: torch.Tensor, device: torch.device, dt
 
 def _onnx_call(model: nn.Module, x: torch.Tensor, device: torch.device) -> Callable[[], Callable[[], torch.Tensor]]:
     def setup() -> Callable[[], torch.Tensor]:
-        from unblur.export import OnnxRunner, cached_onnx_bytes
+        from unblur.export import OnnxRunner, cached_onnx_bytes, takes_strength
 
         runner = OnnxRunner(cached_onnx_bytes(model), device)
         inp = x.to("cpu")
-        return lambda: runner(inp)
+        strength = model.strength_for(*x.shape[-2:]) if takes_strength(model) else None  # as eager runs it
+        return lambda: runner(inp, strength)
 
     return setup
 

@@ -52,8 +52,8 @@ _non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 _unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 _decay = _number(float, lambda v: 0.0 < v < 1.0, "a decay in (0, 1) such as 0.999")
 _strength = _number(float, lambda v: 0 <= v <= 2, "a number from 0 to 2")
-STRENGTH_HELP = ("scale of the model's correction, from 0 (the input unchanged) to 2 (default: the strength stored "
-                 "in the weights, 1 if none; unblurnet only)")
+STRENGTH_HELP = ("scale of the model's correction, from 0 (the input unchanged) to 2, at every image size (default: "
+                 "the weights' own, which may depend on the image's size; 1 if none; unblurnet only)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -364,8 +364,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate(sharpener, pairs, save_dir=out / "images" if args.save_images else None, warn=_warn)
     report.info.update(data=str(args.data), split=args.split, input_kind=args.input_kind, model=weights.model,
                        weights=str(args.weights) if args.weights else "bundled default")
-    if "strength" in weights.model_kwargs:
-        report.info["strength"] = weights.model_kwargs["strength"]
+    for key in ("strength", "strength_by_size"):
+        if key in weights.model_kwargs:
+            report.info[key] = weights.model_kwargs[key]
     scored = f"{len(report.rows)} of {len(pairs)}" if report.skipped else f"{len(pairs)}"
     print(f"{scored} pairs from {args.data} ({args.input_kind}), {sharpener.plan.describe()}")
     print(format_table(report, model_label=f"model ({weights.model})"))

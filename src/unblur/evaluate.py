@@ -107,8 +107,9 @@ def strength_sweep(model: UnblurNet, pairs: Sequence[Pair], strengths: Sequence[
     strength (``scripts/pick_strength.py``) then costs one pass instead of one per candidate. ``dtype``
     and ``channels_last`` as training validates (:func:`unblur.train.training_precision`); the scores are
     those of a model built at each strength within 0.001 dB (tests/test_models.py)."""
-    if model.strength != 1.0:
-        raise ValueError(f"strength_sweep needs the model at strength 1, not {model.strength}")
+    if model.strength != 1.0 or model.strength_by_size is not None:
+        raise ValueError("strength_sweep needs the model at strength 1 (Weights.with_strength(1.0)), not "
+                         f"{model.strength_by_size or model.strength}")
     dataset = PairedImages(list(pairs), crop=None, augment=False)
     for i, pair in enumerate(pairs):
         inp_u8, tgt_u8, _ = dataset[i]

@@ -14,6 +14,13 @@ edge-pads its input up to a multiple of 8 when needed, and tracing that branch r
 arithmetic on the input's shape, which yields a zero pad for sizes that need none. Tracing on a multiple
 of 8 would drop the pad and break every other size, so the check after export runs one odd size and one
 multiple of 8.
+
+UnblurNet's graphs take a second input, ``strength`` (a float32 scalar), the scale of the correction,
+because weights with a ``strength_by_size`` table want a different one per frame size and a tiled photo
+needs the whole photo's for every tile. It is optional: the file stores a default (the weights' strength
+at 1280×720) under the same name, which onnxruntime and other ONNX runtimes use when it is not fed, so
+``image`` in, ``sharp`` out still works; the table itself is in the metadata (``unblur.model_kwargs``),
+from which ``unblur sharpen`` feeds each photo's strength.
 """
 
 from __future__ import annotations
@@ -24,16 +31,17 @@ import io
 import logging
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
 from unblur.device import ExecutionPlan, onnxruntime_available, resolve_device
 from unblur.io import atomic_write
-from unblur.models import Weights, load_weights
+from unblur.models import Weights, load_weights, strength_at_size
 
 if TYPE_CHECKING:
     from unblur.infer import Sharpener
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ONNX_INPUT",
     "ONNX_OUTPUT",
+    "ONNX_STRENGTH",
     "OnnxRunner",
     "export_onnx",
     "load_onnx_sharpener",
@@ -49,7 +58,9 @@ __all__ = [
     "verify_onnx",
 ]
 
-ONNX_INPUT, ONNX_OUTPUT = "image", "sharp"
+ONNX_INPUT, ONNX_OUTPUT, ONNX_STRENGTH = "image", "sharp", "strength"
+# The frame size whose strength an exported graph uses when none is fed (module doc).
+DEFAULT_STRENGTH_SIZE = (720, 1280)
 # Traced once on this batch and size: batch 2 keeps the batch dimension symbolic (torch.export treats
 # sizes 0 and 1 as constants), odd H and W keep UnblurNet's pad-to-8 branch in the graph (module doc).
 EXAMPLE_SHAPE = (2, 3, 37, 53)
@@ -80,21 +91,44 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int | None) -> bytes:
+def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], opset: int | None) -> bytes:
+    names = [ONNX_INPUT, ONNX_STRENGTH][:len(args)]
     program = torch.onnx.export(
-        model, (example,), None, dynamo=True, opset_version=opset, input_names=[ONNX_INPUT],
-        output_names=[ONNX_OUTPUT], dynamic_shapes=(_DYNAMIC,), verbose=False,
+        model, args, None, dynamo=True, opset_version=opset, input_names=names,
+        output_names=[ONNX_OUTPUT], dynamic_shapes=(_DYNAMIC, None)[:len(args)], verbose=False,
     )
     return program.model_proto.SerializeToString()
 
 
-def _export_torchscript(model: nn.Module, example: torch.Tensor, opset: int | None) -> bytes:
+def _export_torchscript(model: nn.Module, args: tuple[torch.Tensor, ...], opset: int | None) -> bytes:
     buffer = io.BytesIO()
     torch.onnx.export(
-        model, (example,), buffer, dynamo=False, opset_version=opset or 17, input_names=[ONNX_INPUT],
-        output_names=[ONNX_OUTPUT], dynamic_axes={ONNX_INPUT: _DYNAMIC, ONNX_OUTPUT: _DYNAMIC},
+        model, args, buffer, dynamo=False, opset_version=opset or 17,
+        input_names=[ONNX_INPUT, ONNX_STRENGTH][:len(args)], output_names=[ONNX_OUTPUT],
+        dynamic_axes={ONNX_INPUT: _DYNAMIC, ONNX_OUTPUT: _DYNAMIC},
     )
     return buffer.getvalue()
+
+
+class _WithStrength(nn.Module):
+    """``model`` with its strength as a second argument, so that the export records it as an input."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        return self.model(x, strength)
+
+
+def takes_strength(model: nn.Module) -> bool:
+    """Whether ``model``'s graph gets a ``strength`` input (UnblurNet's does, module doc)."""
+    return callable(getattr(model, "strength_for", None))
+
+
+def default_strength(model: nn.Module) -> float:
+    """The strength an exported graph of ``model`` uses when none is fed."""
+    return float(model.strength_for(*DEFAULT_STRENGTH_SIZE))
 
 
 def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, str] | None = None,
@@ -110,18 +144,25 @@ def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, s
 
     model = model.eval().to("cpu", memory_format=torch.contiguous_format)
     example = torch.rand(EXAMPLE_SHAPE, generator=torch.Generator().manual_seed(0))
+    strength = takes_strength(model)
+    args = (example, torch.tensor(0.5)) if strength else (example,)  # not 1: the multiply must be traced
+    traced = _WithStrength(model) if strength else model
     errors = []
     data, exporter = b"", ""
     for exporter, export in (("torch.export (dynamo)", _export_dynamo), ("torchscript", _export_torchscript)):
         try:
             with _quiet_exporter(), torch.no_grad():
-                data = export(model, example, opset)
+                data = export(traced, args, opset)
+                if strength:
+                    data = _with_default(data, default_strength(model))
             break
         except Exception as exc:  # the next exporter may still work; both messages are kept for the error
             errors.append(f"{exporter}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}")
     if not data:
         raise RuntimeError("ONNX export failed: " + "; ".join(errors))
     props = {"unblur.exporter": exporter, "unblur.torch_version": torch.__version__, **(metadata or {})}
+    if strength:
+        props["unblur.default_strength"] = f"{default_strength(model):g}"
     if check:
         props["unblur.max_abs_diff"] = f"{verify_onnx(data, model):.3g}"
     proto = onnx.load_model_from_string(data)
@@ -131,22 +172,41 @@ def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, s
     return proto.SerializeToString()
 
 
+def _with_default(data: bytes, value: float) -> bytes:
+    """The graph with ``value`` stored as the default of its ``strength`` input (an initializer of the
+    same name, which ONNX lets a fed input override), so that feeding it is optional."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load_model_from_string(data)
+    proto.graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), ONNX_STRENGTH))
+    return proto.SerializeToString()
+
+
 def verify_onnx(graph: bytes | str | Path, model: nn.Module, shapes: Sequence[tuple[int, int, int]] = CHECK_SHAPES,
                 tolerance: float = TOLERANCE) -> float:
     """Largest absolute difference between onnxruntime and PyTorch over random inputs of ``shapes``.
 
-    Raises :class:`RuntimeError` when it exceeds ``tolerance``: an export that runs but computes
+    A graph with a ``strength`` input runs the first shape on its stored default and the others fed each
+    size's strength (:meth:`UnblurNet.strength_for`), so both ways of running it are checked. Raises
+    :class:`RuntimeError` when the difference exceeds ``tolerance``: an export that runs but computes
     something else must never be written or used.
     """
     runner = OnnxRunner(graph)
     model = model.eval().to("cpu")
     generator = torch.Generator().manual_seed(1)
     worst = 0.0
-    for n, h, w in shapes:
+    for k, (n, h, w) in enumerate(shapes):
         x = torch.rand(n, 3, h, w, generator=generator)
+        fed = None
+        if runner.takes_strength:
+            fed = None if k == 0 else model.strength_for(h, w) + 0.1 * (k % 2)  # also a strength of no size
         with torch.inference_mode():
-            expected = model(x).float()
-        got = runner(x)
+            if runner.takes_strength:
+                expected = model(x, default_strength(model) if fed is None else fed).float()
+            else:
+                expected = model(x).float()
+        got = runner(x, fed)
         if got.shape != expected.shape:
             raise RuntimeError(f"ONNX graph returned shape {tuple(got.shape)} for input {tuple(x.shape)}, "
                                f"PyTorch {tuple(expected.shape)}")
@@ -239,12 +299,23 @@ class OnnxRunner:
         options.enable_cpu_mem_arena = memory_arena
         source = graph if isinstance(graph, bytes) else str(graph)
         self.session = ort.InferenceSession(source, options, providers=providers)
-        self.input_name = self.session.get_inputs()[0].name
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        # a fed input with a stored default is listed among the overridable initializers, not the inputs
+        self.takes_strength = any(i.name == ONNX_STRENGTH
+                                  for i in [*inputs[1:], *self.session.get_overridable_initializers()])
         self.device = dev
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+    def __call__(self, x: torch.Tensor, strength: float | None = None) -> torch.Tensor:
+        """Run the graph on ``x``; ``strength`` feeds the graph's ``strength`` input (module doc); without
+        it the graph uses its stored default."""
+        feed = {self.input_name: x.detach().to("cpu", torch.float32).contiguous().numpy()}
+        if strength is not None:
+            if not self.takes_strength:
+                raise ValueError("this ONNX graph has no strength input (exported before unblur 2026-12-07, or "
+                                 "not an UnblurNet); export it again to set its strength")
+            feed[ONNX_STRENGTH] = np.array(strength, dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, feed)[0])
 
 
 # In-memory exports of the models a process has run, keyed by their tensors, so several Sharpeners of one
@@ -254,7 +325,8 @@ _CACHE_SIZE = 4
 
 
 def _fingerprint(model: nn.Module) -> str:
-    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    # repr holds the settings that are not tensors (UnblurNet.extra_repr: mean_window, strength, ...)
+    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}".encode())
     for name, tensor in model.state_dict().items():
         t = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
@@ -273,6 +345,19 @@ def cached_onnx_bytes(model: nn.Module) -> bytes:
     return _CACHE[key]
 
 
+def _onnx_strength_for(meta: dict[str, str], strength: float | None) -> Callable[[int, int], float] | None:
+    """The strength to feed an ``.onnx`` file's graph per frame size: ``strength`` if given, else the
+    weights' ``strength_by_size`` table from its metadata; ``None`` (its stored default) without either."""
+    import json
+
+    if strength is not None:
+        return lambda height, width: strength
+    table = json.loads(meta.get("unblur.model_kwargs", "{}")).get("strength_by_size")
+    if not table:
+        return None
+    return lambda height, width: strength_at_size(table, height, width)
+
+
 def _cuda_provider() -> bool:
     import onnxruntime as ort
 
@@ -287,8 +372,8 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
     ``weights`` is an ``.onnx`` file from ``unblur export`` (used as it is), or an unblur weights file
     (``.pth``; the bundled default when ``None``), which is exported in memory first and checked against
     PyTorch: no temporary file, a few seconds once per process. Export once with ``unblur export`` to
-    skip that on every run. ``strength`` replaces the weights' own; an ``.onnx`` file's was fixed when it
-    was exported.
+    skip that on every run. ``strength`` replaces the weights' own (one for every size); an ``.onnx`` file
+    is fed each photo's strength from the table in its metadata, or ``strength``.
     """
     from unblur.infer import Sharpener
 
@@ -299,14 +384,15 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
     if weights is not None and Path(weights).suffix.lower() == ".onnx":
         if not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: ONNX file not found")
-        if strength is not None:
-            raise ValueError(f"{weights}: an ONNX file's strength is fixed when it is exported (`unblur export "
-                             "--strength`); pass --strength with the .pth weights instead")
         meta = onnx_metadata(weights)
         name = meta.get("unblur.model", Path(weights).stem)
         runner = OnnxRunner(weights, dev, memory_arena=tile == 0)
+        if strength is not None and not runner.takes_strength:
+            raise ValueError(f"{weights}: this ONNX file takes no strength (its model has none, or it was "
+                             "exported before 2026-12-07: export it again)")
         min_overlap = int(meta.get("unblur.tile_overlap", "0"))
-        return Sharpener(None, plan, tile, overlap, runner=runner, min_overlap=min_overlap), name
+        return Sharpener(None, plan, tile, overlap, runner=runner, min_overlap=min_overlap,
+                         strength_for=_onnx_strength_for(meta, strength) if runner.takes_strength else None), name
     loaded = _load(weights, model)
     if strength is not None:
         loaded = loaded.with_strength(strength)

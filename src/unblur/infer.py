@@ -74,6 +74,10 @@ class Sharpener:
     ``min_overlap`` does the same for a ``runner`` without a model (read from an ONNX file's metadata).
     Tiles stream through the network one by one, so memory is bounded by the tile size, not the photo size.
 
+    Strength: a model whose correction scale depends on the frame's size (UnblurNet's ``strength_for``,
+    from a ``strength_by_size`` table) gets the whole photo's strength with every tile, not each tile's;
+    ``strength_for`` supplies that function for a ``runner`` without a model (an ``.onnx`` file's table).
+
     Engines: with ``plan.backend == "onnxruntime"`` the model is exported to ONNX in memory on first use
     (checked against PyTorch, cached per process) and run by :class:`unblur.export.OnnxRunner`; if that
     export fails, the Sharpener warns once and runs PyTorch float32 channels_last instead. ``runner``
@@ -84,7 +88,8 @@ class Sharpener:
     ALIGN = 8
 
     def __init__(self, model: nn.Module | None, plan: ExecutionPlan, tile: int = 0, overlap: int = 32,
-                 runner: Callable[[torch.Tensor], torch.Tensor] | None = None, min_overlap: int = 0) -> None:
+                 runner: Callable[..., torch.Tensor] | None = None, min_overlap: int = 0,
+                 strength_for: Callable[[int, int], float] | None = None) -> None:
         if tile < 0 or overlap < 0:
             raise ValueError("tile and overlap must be >= 0")
         if model is None and runner is None:
@@ -93,6 +98,7 @@ class Sharpener:
         self.tile = tile
         self.overlap = max(overlap, min_overlap, int(getattr(model, "tile_overlap", 0)))
         self._runner = runner
+        self.strength_for = strength_for or getattr(model, "strength_for", None)
         if model is not None:
             model = model.eval()
             if plan.backend == "torch":
@@ -101,7 +107,7 @@ class Sharpener:
                     model = model.to(memory_format=torch.channels_last)
         self.model = model
 
-    def _engine(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    def _engine(self) -> Callable[..., torch.Tensor] | None:
         """The onnxruntime runner for an ``onnxruntime`` plan (made on first use), else ``None``."""
         if self.plan.backend != "onnxruntime":
             return None
@@ -122,17 +128,19 @@ class Sharpener:
         return self._runner
 
     @torch.inference_mode()
-    def run_batch(self, x: torch.Tensor) -> torch.Tensor:
+    def run_batch(self, x: torch.Tensor, strength: float | None = None) -> torch.Tensor:
         """Sharpen a batch ``(N, 3, H, W)`` already on the device; returns float32 in ``[0, 1]``
-        (on the device for the PyTorch backend, on the CPU for onnxruntime)."""
+        (on the device for the PyTorch backend, on the CPU for onnxruntime). ``strength`` overrides the
+        one the model would take for this batch's size (see the class doc)."""
         engine = self._engine()
         if engine is not None:
-            return engine(x.float()).clamp_(0.0, 1.0)
+            y = engine(x.float()) if strength is None else engine(x.float(), strength)
+            return y.clamp_(0.0, 1.0)
         x = x.to(self.plan.device, torch.float32)
         if self.plan.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.plan.autocast():
-            y = self.model(x)
+            y = self.model(x) if strength is None else self.model(x, strength)
         return y.float().clamp(0.0, 1.0).contiguous()  # not in place: y may be x, a view of the caller's image
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
@@ -140,8 +148,9 @@ class Sharpener:
         if image.dim() != 3 or image.shape[0] != 3:
             raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(image.shape)}")
         _, h, w = image.shape
+        strength = self.strength_for(h, w) if self.strength_for is not None else None
         if self.tile <= 0 or (h <= self.tile and w <= self.tile):
-            return self.run_batch(image.unsqueeze(0))[0].cpu()
+            return self.run_batch(image.unsqueeze(0), strength)[0].cpu()
         out = torch.empty(3, h, w, dtype=torch.float32)
         t, o, a = self.tile, self.overlap, self.ALIGN
         for y0 in range(0, h, t):
@@ -149,7 +158,7 @@ class Sharpener:
                 y1, x1 = min(y0 + t, h), min(x0 + t, w)
                 ya, xa = max(0, (y0 - o) // a * a), max(0, (x0 - o) // a * a)  # on the model's grid
                 yb, xb = min(h, y1 + o), min(w, x1 + o)
-                result = self.run_batch(image[:, ya:yb, xa:xb].unsqueeze(0))[0]
+                result = self.run_batch(image[:, ya:yb, xa:xb].unsqueeze(0), strength)[0]
                 out[:, y0:y1, x0:x1] = result[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa].cpu()
         return out
 

@@ -9,10 +9,12 @@ so a weights file records only a name and keyword arguments, never code.
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
+import math
 import pickle
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ __all__ = [
     "local_mean",
     "save_weights",
     "srgb_to_linear",
+    "strength_at_size",
     "weights_from_model",
 ]
 
@@ -139,6 +142,21 @@ def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
     return _box_mean_1d(_box_mean_1d(x, window // 2, -1), window // 2, -2)
 
 
+def strength_at_size(table: Sequence[Sequence[float]], height: int, width: int) -> float:
+    """The strength a ``(short side, strength)`` table gives a ``height × width`` frame: linear in the
+    logarithm of the frame's short side between two rows, held at the first row's below it and at the last
+    row's above it. Logarithmic because blur lengths, and so what a frame looks like to the network, scale
+    with the frame: 405 px lies as far from 288 as 540 from 405."""
+    short = max(1, min(height, width))
+    if short <= table[0][0]:
+        return float(table[0][1])
+    for (s0, v0), (s1, v1) in itertools.pairwise(table):
+        if short <= s1:
+            t = math.log(short / s0) / math.log(s1 / s0)
+            return float(v0 + t * (v1 - v0))
+    return float(table[-1][1])
+
+
 class UnblurNet(nn.Module):
     """A small multi-scale student: pixel-unshuffle, a three-level U-Net, a global residual in linear light.
 
@@ -172,14 +190,34 @@ class UnblurNet(nn.Module):
     the gain on long blurs and removes most of that loss (docs/results.md, "Strength"). It is a model
     argument, not a post-processing step, so a weights file carries it to every path that builds the
     model: ``unblur sharpen``, ``eval``, ``bench`` and ONNX export.
+
+    ``strength_by_size`` replaces that one number by a table of ``(short side in pixels, strength)`` rows,
+    interpolated by :func:`strength_at_size`: the best strength measured on held-out photos grows with
+    the frame (0.65 at 512×288 to about 1 at 1280×720 for the weights bundled on 2026-12-06), because
+    the same motion leaves fewer pixels of blur in a smaller frame and the student over-corrects those
+    most. ``forward(x)`` takes the strength for ``x``'s own size; a caller that runs a photo in tiles
+    passes the whole photo's (``forward(x, strength)``, :class:`unblur.infer.Sharpener`), since a tile's
+    size says nothing about the blur in it.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 96), blocks: tuple[int, int, int] = (2, 2, 3),
                  linear_light: bool = True, mean_window: int = 255,
-                 mid_dilations: tuple[int, ...] | None = None, strength: float = 1.0) -> None:
+                 mid_dilations: tuple[int, ...] | None = None, strength: float = 1.0,
+                 strength_by_size: Sequence[Sequence[float]] | None = None) -> None:
         super().__init__()
         if not 0.0 <= strength <= 2.0:
             raise ValueError(f"strength must be between 0 and 2, got {strength}")
+        if strength_by_size is not None:
+            rows = [tuple(row) for row in strength_by_size]
+            if (not rows or any(len(row) != 2 for row in rows) or any(not 0.0 <= v <= 2.0 for _, v in rows)
+                    or any(s < 1 or s != int(s) for s, _ in rows)
+                    or any(a[0] >= b[0] for a, b in itertools.pairwise(rows))):
+                raise ValueError("strength_by_size must be (short side, strength) rows with whole, increasing "
+                                 f"sides and strengths from 0 to 2, got {strength_by_size}")
+            if strength != 1.0:
+                raise ValueError("give strength or strength_by_size, not both")
+            strength_by_size = tuple((int(s), float(v)) for s, v in rows)
+        self.strength_by_size = strength_by_size
         if mean_window < 1 or mean_window % 2 == 0:
             raise ValueError(f"mean_window must be a positive odd number of pixels, got {mean_window}")
         mid_dilations = tuple(mid_dilations or (1,) * (2 * blocks[2]))
@@ -217,12 +255,29 @@ class UnblurNet(nn.Module):
         context = 32 + 8 * sum(d - 1 for d in self.mid_dilations)
         return max(context, self.mean_window // 2 + 1 + context + 32) if self.linear_light else context
 
-    def correction(self, x: torch.Tensor) -> torch.Tensor:
-        """What :meth:`forward` adds to ``x``, scaled by ``strength``: in linear light (float32, its
+    def extra_repr(self) -> str:
+        # in repr, so that a model's fingerprint (unblur.export's cache of in-memory ONNX graphs) tells
+        # apart two models with the same tensors and different settings
+        return (f"linear_light={self.linear_light}, mean_window={self.mean_window}, "
+                f"mid_dilations={self.mid_dilations}, strength={self.strength}, "
+                f"strength_by_size={self.strength_by_size}")
+
+    def strength_for(self, height: int, width: int) -> float:
+        """The strength :meth:`forward` uses for a ``height × width`` frame: ``strength_by_size``
+        interpolated (:func:`strength_at_size`), or the one ``strength``."""
+        if self.strength_by_size is None:
+            return self.strength
+        return strength_at_size(self.strength_by_size, height, width)
+
+    def correction(self, x: torch.Tensor, strength: float | torch.Tensor | None = None) -> torch.Tensor:
+        """What :meth:`forward` adds to ``x``, scaled by ``strength`` (default: :meth:`strength_for` of
+        ``x``'s size; a tensor for graphs that take it as an input, ONNX): in linear light (float32, its
         ``mean_window`` mean removed), or in encoded values with ``linear_light=False``. Exposed because
         the output's light (or encoded values) is linear in ``strength``: :func:`unblur.evaluate.strength_sweep`
         scores every strength from one call instead of one network run per strength."""
         h, w = x.shape[-2:]
+        if strength is None:
+            strength = self.strength_for(h, w)
         pad_h, pad_w = (-h) % 8, (-w) % 8
         padded = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
         e1 = self.enc1(torch.relu(self.stem(F.pixel_unshuffle(padded, 2))))
@@ -231,8 +286,8 @@ class UnblurNet(nn.Module):
         d2 = self.dec2(self.up2(m) + e2)
         d1 = self.dec1(self.up1(d2) + e1)
         residual = F.pixel_shuffle(self.head(d1), 2)[..., :h, :w]
-        if self.strength != 1.0:
-            residual = residual * self.strength
+        if isinstance(strength, torch.Tensor) or strength != 1.0:
+            residual = residual * strength
         if not self.linear_light:
             return residual
         residual = residual.float()  # light sums need more than bf16's 8 bits under autocast
@@ -246,8 +301,8 @@ class UnblurNet(nn.Module):
             return (x + correction).clamp(0.0, 1.0)
         return linear_to_srgb(srgb_to_linear(x.float()) + correction).to(x.dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.add_correction(x, self.correction(x))
+    def forward(self, x: torch.Tensor, strength: float | torch.Tensor | None = None) -> torch.Tensor:
+        return self.add_correction(x, self.correction(x, strength))
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -324,11 +379,22 @@ class Weights:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def with_strength(self, strength: float) -> Weights:
-        """These weights with their correction scaled by ``strength`` (``unblur sharpen --strength``):
-        a model argument of UnblurNet, so only models that take one accept it."""
+        """These weights with their correction scaled by ``strength`` at every frame size (``unblur sharpen
+        --strength``; it replaces a ``strength_by_size`` table): a model argument of UnblurNet, so only
+        models that take one accept it."""
         if "strength" not in inspect.signature(MODELS[self.model]).parameters:
             raise ValueError(f"--strength: {self.model} has no strength to set (unblurnet has)")
-        return Weights(self.model, {**self.model_kwargs, "strength": float(strength)}, self.state_dict, dict(self.meta))
+        kwargs = {k: v for k, v in self.model_kwargs.items() if k != "strength_by_size"}
+        return Weights(self.model, {**kwargs, "strength": float(strength)}, self.state_dict, dict(self.meta))
+
+    def with_strength_by_size(self, table: Sequence[tuple[int, float]]) -> Weights:
+        """These weights with a strength per frame size (UnblurNet's ``strength_by_size``) in place of one
+        (``scripts/pick_strength.py --by-size``)."""
+        if "strength_by_size" not in inspect.signature(MODELS[self.model]).parameters:
+            raise ValueError(f"{self.model} has no strength to set (unblurnet has)")
+        kwargs = {k: v for k, v in self.model_kwargs.items() if k != "strength"}
+        rows = tuple((int(side), float(strength)) for side, strength in table)
+        return Weights(self.model, {**kwargs, "strength_by_size": rows}, self.state_dict, dict(self.meta))
 
     def build(self) -> nn.Module:
         """Instantiate the architecture and load the tensors (strictly: every key must match)."""
