@@ -356,6 +356,13 @@ def test_init_takes_the_weights_model_settings_unless_the_run_sets_its_own(tiny_
     assert main(["train", "--data", str(tiny_gopro), "--out", str(tmp_path / "other"), "--config", str(config),
                  "--init", str(init), "--max-steps", "1", *TINY]) == 1
     assert "with settings {'mean_window': 31, 'strength': 0.5}" in capsys.readouterr().err
+    # a strength per frame size stays behind: a 32 px crop is not a 32 px photo
+    table = {"mean_window": 31, "strength_by_size": ((288, 0.7), (720, 1.0))}
+    save_weights(init, weights_from_model(build_model("unblurnet", **table), "unblurnet", table))
+    sized = tmp_path / "sized"
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(sized), "--model", "unblurnet", "--init", str(init),
+                 "--max-steps", "1", *TINY]) == 0
+    assert load_weights(sized / "sharpen_model.pth").model_kwargs == {"mean_window": 31}
 
 
 def test_init_starts_from_another_runs_ema_and_refuses_another_architecture(tiny_gopro, tmp_path, capsys):

@@ -534,11 +534,15 @@ def _init_weights(path: Path, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, 
     settings, or another run's ``checkpoint.pt`` (its latest weights, see :func:`unblur.models.load_weights`),
     to fine-tune a trained model on new data or continue it under another loss. A run that names no
     settings takes the weights' (e.g. the bundled model's mean_window and strength), so that
-    ``--model unblurnet --init default.pth`` just works."""
+    ``--model unblurnet --init default.pth`` just works. A strength per frame size
+    (``strength_by_size``) is left behind: it would scale every training crop by the strength of a frame
+    as small as the crop, where the crop's blur is that of the full frame; such a run trains the network
+    as it is (strength 1), and ``scripts/pick_strength.py --by-size`` picks a table for its result."""
     weights = load_weights(path, cfg.model)
+    settings = {k: v for k, v in weights.model_kwargs.items() if k != "strength_by_size"}
     if weights.model == cfg.model and not cfg.model_kwargs:
-        cfg = dataclasses.replace(cfg, model_kwargs=dict(weights.model_kwargs))
-    if (weights.model, weights.model_kwargs) != (cfg.model, cfg.model_kwargs):
+        cfg = dataclasses.replace(cfg, model_kwargs=settings)
+    if (weights.model, settings) != (cfg.model, cfg.model_kwargs):
         raise TrainingError(f"{path}: holds a {weights.model!r} model with settings {weights.model_kwargs}, not the "
                             f"{cfg.model!r} with settings {cfg.model_kwargs} this run trains")
     return cfg, weights.state_dict
