@@ -4,8 +4,9 @@ Issue #6: every student so far over-corrects photos it has not seen, most on sma
 training sees only 20 photos. These libraries ship 15 more scenes offline (384 to 1,411 px wide,
 rendered as 512x288 frames), with their licences in their docstrings or READMEs: CC0 or public domain,
 except scikit-learn's china.jpg and flower.jpg (CC BY 2.0, Flickr users danielbuechele and vultilion).
-They are training material only: nothing here is shipped, and no weights trained on them are bundled
-(docs/results.md, "More scenes"). Grey images are written as RGB with equal channels.
+They are training material only: no photo is shipped. The weights bundled since 2026-12-07 learned from
+them (their credits are in docs/MODEL_CARD.md; docs/results.md, "More scenes" and "A strength per frame
+size"). Grey images are written as RGB with equal channels.
 
     .venv/bin/pip install scikit-image==0.26.0 scikit-learn==1.9.1   # not a project dependency
     .venv/bin/python scripts/extra_photos.py data/extra-photos

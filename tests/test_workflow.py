@@ -341,8 +341,9 @@ def test_val_extra_validates_on_a_second_set_and_keeps_the_best_mean_gain(tiny_g
 
 
 def test_init_takes_the_weights_model_settings_unless_the_run_sets_its_own(tiny_gopro, tmp_path, capsys):
-    """Fine-tuning the bundled model (``mean_window`` 127, ``strength`` 0.80) with just ``--model unblurnet
-    --init W`` trains with W's settings and saves them; a run that names other settings is refused."""
+    """Fine-tuning weights (``mean_window`` 31, ``strength`` 0.5) with just ``--model unblurnet --init W``
+    trains with W's settings and saves them; a run that names other settings is refused; a strength per
+    frame size is not taken."""
     kwargs = {"mean_window": 31, "strength": 0.5}
     init = tmp_path / "init.pth"
     save_weights(init, weights_from_model(build_model("unblurnet", **kwargs), "unblurnet", kwargs))

@@ -193,7 +193,7 @@ class UnblurNet(nn.Module):
 
     ``strength_by_size`` replaces that one number by a table of ``(short side in pixels, strength)`` rows,
     interpolated by :func:`strength_at_size`: the best strength measured on held-out photos grows with
-    the frame (0.65 at 512×288 to about 1 at 1280×720 for the weights bundled on 2026-12-06), because
+    the frame (0.70 at 512×288 to 1.00 at 1280×720 for the weights bundled on 2026-12-07), because
     the same motion leaves fewer pixels of blur in a smaller frame and the student over-corrects those
     most. ``forward(x)`` takes the strength for ``x``'s own size; a caller that runs a photo in tiles
     passes the whole photo's (``forward(x, strength)``, :class:`unblur.infer.Sharpener`), since a tile's

@@ -533,7 +533,7 @@ def _init_weights(path: Path, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, 
     """The run's config and the state_dict to start from: a weights file of the same architecture and
     settings, or another run's ``checkpoint.pt`` (its latest weights, see :func:`unblur.models.load_weights`),
     to fine-tune a trained model on new data or continue it under another loss. A run that names no
-    settings takes the weights' (e.g. the bundled model's mean_window and strength), so that
+    settings takes the weights' (e.g. the bundled model's mean_window, or a strength), so that
     ``--model unblurnet --init default.pth`` just works. A strength per frame size
     (``strength_by_size``) is left behind: it would scale every training crop by the strength of a frame
     as small as the crop, where the crop's blur is that of the full frame; such a run trains the network
