@@ -18,9 +18,9 @@ multiple of 8.
 UnblurNet's graphs take a second input, ``strength`` (a float32 scalar), the scale of the correction,
 because weights with a ``strength_by_size`` table want a different one per frame size and a tiled photo
 needs the whole photo's for every tile. It is optional: the file stores a default (the weights' strength
-at 1280×720) under the same name, which onnxruntime and other ONNX runtimes use when it is not fed, so
-``image`` in, ``sharp`` out still works; the table itself is in the metadata (``unblur.model_kwargs``),
-from which ``unblur sharpen`` feeds each photo's strength.
+at 1280×720) as an initializer of the same name, which the ONNX spec makes the input's default when it
+is not fed (checked in onnxruntime), so ``image`` in, ``sharp`` out still works. The table itself is in
+the metadata (``unblur.model_kwargs``), from which ``unblur sharpen`` feeds each photo's strength.
 """
 
 from __future__ import annotations
