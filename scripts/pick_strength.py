@@ -14,7 +14,7 @@ in their metadata.
 `--by-size` writes instead a strength per frame size (`strength_by_size`, unblur.models.UnblurNet): each
 set's own best, at the short side of its frames, so the sets must be of different sizes (data/val288,
 data/val405, data/val540 and data/val1080 of scripts/leaves_ab.sh, and DATA's at 1280x720). Between
-those sizes the model interpolates, above and below it holds the last row.
+those sizes the model interpolates; below and above them it holds the end rows.
 
     .venv/bin/python scripts/pick_strength.py WEIGHTS --data data/gopro23-third --val-data data/val540 \\
         [data/val288 ...] --out runs/picked.pth [--by-size]

@@ -146,7 +146,7 @@ def strength_at_size(table: Sequence[Sequence[float]], height: int, width: int) 
     """The strength a ``(short side, strength)`` table gives a ``height × width`` frame: linear in the
     logarithm of the frame's short side between two rows, held at the first row's below it and at the last
     row's above it. Logarithmic because blur lengths, and so what a frame looks like to the network, scale
-    with the frame: 405 px lies as far from 288 as 540 from 405."""
+    with the frame: equal ratios of size are equal steps (288 to 405 px is as far as 405 to 570)."""
     short = max(1, min(height, width))
     if short <= table[0][0]:
         return float(table[0][1])
