@@ -30,7 +30,7 @@ from PIL import Image
 
 from unblur.data import find_pairs
 from unblur.evaluate import strength_sweep
-from unblur.models import load_weights, save_weights
+from unblur.models import Weights, load_weights, save_weights
 from unblur.train import TrainConfig, _split_data, _validate, training_precision
 
 # Steps of 0.05 down to 0.5, then 0.4: from 2026-12-07 on (before that 1, 0.9, 0.8 and then steps of
@@ -64,11 +64,11 @@ def main() -> None:
     print(f"{args.weights}: {source}; " + ", ".join(f"{len(sets[f'{v} test'])} pairs of {v}" for v in args.val_data)
           + f"; precision {dtype or 'float32'}")
 
-    def build(strength: float) -> torch.nn.Module:  # refuses a model without a strength
-        model = weights.with_strength(strength).build().to(device).eval()
+    def build(chosen: Weights) -> torch.nn.Module:
+        model = chosen.build().to(device).eval()
         return model.to(memory_format=torch.channels_last) if channels_last else model
 
-    model = build(1.0)
+    model = build(weights.with_strength(1.0))  # refuses a model without a strength
     frames = {name: [(f.input_psnr, f.psnr) for f in strength_sweep(model, pairs, args.strengths, device, dtype,
                                                                       channels_last)]
               for name, pairs in sets.items()}  # the scores only: not every frame's tensors at once
@@ -106,10 +106,8 @@ def main() -> None:
         chosen_on = f"{among}: mean validation gain {scores[best]:+.3f} dB (scripts/pick_strength.py)"
     if args.out:
         with torch.no_grad():  # what the file now does, scored as training scores it (SSIM too)
-            model = weights.build().to(device).eval()
-            model = model.to(memory_format=torch.channels_last) if channels_last else model
-            row = _validate(model, sets["held-out frames"], device, dtype, channels_last, 1.0, 0.0, "psnr", 80.0,
-                            lambda line: print("skipped:", line))
+            row = _validate(build(weights), sets["held-out frames"], device, dtype, channels_last, 1.0, 0.0, "psnr",
+                            80.0, lambda line: print("skipped:", line))
         weights.meta.update(strength_chosen_on=chosen_on, val_psnr_at_strength_1=weights.meta.get("val_psnr"),
                             val_psnr=row["val_psnr"], val_ssim=row["val_ssim"])
         print(f"wrote {save_weights(args.out, weights)}")

@@ -382,19 +382,20 @@ class Weights:
         """These weights with their correction scaled by ``strength`` at every frame size (``unblur sharpen
         --strength``; it replaces a ``strength_by_size`` table): a model argument of UnblurNet, so only
         models that take one accept it."""
-        if "strength" not in inspect.signature(MODELS[self.model]).parameters:
-            raise ValueError(f"--strength: {self.model} has no strength to set (unblurnet has)")
-        kwargs = {k: v for k, v in self.model_kwargs.items() if k != "strength_by_size"}
-        return Weights(self.model, {**kwargs, "strength": float(strength)}, self.state_dict, dict(self.meta))
+        return self._with_setting("strength", float(strength))
 
     def with_strength_by_size(self, table: Sequence[tuple[int, float]]) -> Weights:
         """These weights with a strength per frame size (UnblurNet's ``strength_by_size``) in place of one
         (``scripts/pick_strength.py --by-size``)."""
-        if "strength_by_size" not in inspect.signature(MODELS[self.model]).parameters:
-            raise ValueError(f"{self.model} has no strength to set (unblurnet has)")
-        kwargs = {k: v for k, v in self.model_kwargs.items() if k != "strength"}
-        rows = tuple((int(side), float(strength)) for side, strength in table)
-        return Weights(self.model, {**kwargs, "strength_by_size": rows}, self.state_dict, dict(self.meta))
+        return self._with_setting("strength_by_size", tuple((int(side), float(s)) for side, s in table))
+
+    def _with_setting(self, key: str, value: Any) -> Weights:
+        """A copy with ``key`` (``strength`` or ``strength_by_size``) set and the other one dropped: a model
+        has one or the other."""
+        if key not in inspect.signature(MODELS[self.model]).parameters:
+            raise ValueError(f"--strength: {self.model} has no strength to set (unblurnet has)")
+        kwargs = {k: v for k, v in self.model_kwargs.items() if k not in ("strength", "strength_by_size")}
+        return Weights(self.model, {**kwargs, key: value}, self.state_dict, dict(self.meta))
 
     def build(self) -> nn.Module:
         """Instantiate the architecture and load the tensors (strictly: every key must match)."""
