@@ -164,3 +164,40 @@ def test_two_models_differing_only_in_strength_get_their_own_graphs() -> None:
     x = 0.2 + 0.6 * torch.rand(1, 3, 40, 56)
     assert float((OnnxRunner(cached_onnx_bytes(first))(x) - x).abs().max()) > 1e-3
     torch.testing.assert_close(OnnxRunner(cached_onnx_bytes(second))(x), x, atol=1e-5, rtol=0)
+
+
+def test_a_coarse_pass_reaches_the_onnx_graph(tmp_path: Path) -> None:
+    """Weights with a coarse pass (``coarse_by_size``) export a graph with an optional ``coarse`` input (its
+    default the table's at 1280×720); the ``.onnx`` file's Sharpener feeds each photo's from the table in
+    the metadata, whole or in tiles, as PyTorch runs the weights. In memory, a photo whose coarse
+    strength is 0 runs the graph of the model without the pass, with the same result."""
+    from unblur.device import ExecutionPlan
+    from unblur.export import OnnxRunner, export_onnx, load_onnx_sharpener, onnx_metadata
+    from unblur.infer import Sharpener
+    from unblur.models import load_weights
+
+    table = ((48, 0.0), (96, 0.4), (720, 0.6))
+    model = bench_model("unblurnet", coarse_by_size=table, mean_window=31)
+    weights = save_weights(tmp_path / "w.pth", weights_from_model(model, "unblurnet",
+                                                                  {"coarse_by_size": table, "mean_window": 31}))
+    out = export_onnx(weights, tmp_path / "coarse.onnx")
+    assert onnx_metadata(out)["unblur.default_coarse"] == "0.6"
+    runner = OnnxRunner(out)
+    assert runner.takes_strength and runner.takes_coarse
+    x = 0.2 + 0.6 * torch.rand(1, 3, 41, 57)
+    with torch.inference_mode():
+        torch.testing.assert_close(runner(x), model(x, 1.0, 0.6), atol=1e-4, rtol=0)
+        torch.testing.assert_close(runner(x, 0.8, 0.2), model(x, 0.8, 0.2), atol=1e-4, rtol=0)
+    torch_model = load_weights(weights).build()
+    cpu = torch.device("cpu")
+    for size in ((40, 60), (150, 210)):  # coarse strength 0, then 0.4 and more
+        image = 0.2 + 0.6 * torch.rand(3, *size)
+        for tile in (0, 64):
+            expected = Sharpener(torch_model, ExecutionPlan(cpu), tile=tile)(image)
+            sharpener, _ = load_onnx_sharpener(out, device="cpu", tile=tile)
+            assert float((sharpener(image) - expected).abs().max()) <= 1e-4
+        in_memory = Sharpener(torch_model, ExecutionPlan(cpu, backend="onnxruntime"))
+        assert float((in_memory(image) - Sharpener(torch_model, ExecutionPlan(cpu))(image)).abs().max()) <= 1e-4
+        assert (in_memory._plain_runner is not None) == (size == (40, 60))
+    sharpener, _ = load_onnx_sharpener(out, device="cpu", strength=0.0)  # --strength 0: both passes off
+    assert float((sharpener(image) - image).abs().max()) <= 1e-5

@@ -73,16 +73,20 @@ def test_fast_path_agrees_with_eager_fp32(name: str, path: str, plan: ExecutionP
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "max_diff"), [("studentcnn_v3", 1e-5), ("unblurnet", 1 / 255)])
+@pytest.mark.parametrize(("name", "max_diff"), [("studentcnn_v3", 1e-5), ("unblurnet", 1 / 255),
+                                                ("unblurnet, coarse pass", 1 / 255)])
 def test_tiled_equals_untiled_on_a_megapixel_photo(name: str, max_diff: float) -> None:
     """Default overlap, 256 px tiles. StudentCNN_v3 sees 6 px around a pixel: tiles are exact.
-    UnblurNet's U-Net may see a little further than its overlap (128 px for the bundled weights); that far
-    context is cut, and the seams must stay under 1/255. It runs with the bundled trained weights: random ones
-    (bench_model) give its correction a local mean far beyond anything trained, which the model then removes
-    tile by tile."""
+    UnblurNet's U-Net may see a little further than its overlap (128 px for the bundled weights; three
+    times that with a coarse pass); that far context is cut, and the seams must stay under 1/255. It runs
+    with the bundled trained weights: random ones (bench_model) give its correction a local mean far beyond
+    anything trained, which the model then removes tile by tile."""
     image = motion_blur(photo(1000, 1000))
     plan = inference_plan("cpu")
-    model = load_weights(default_weights_path()).build() if name == "unblurnet" else bench_model(name)
+    weights = load_weights(default_weights_path())
+    if name == "unblurnet, coarse pass":
+        weights.model_kwargs["coarse_by_size"] = ((288, 0.5),)
+    model = bench_model(name) if name == "studentcnn_v3" else weights.build()
     whole = Sharpener(model, plan)(image)
     tiled = Sharpener(model, plan, tile=256)(image)
     assert tiled.shape == whole.shape == (3, 1000, 1000)
@@ -91,8 +95,9 @@ def test_tiled_equals_untiled_on_a_megapixel_photo(name: str, max_diff: float) -
 
 
 def test_tile_windows_start_on_the_model_grid_with_at_least_the_overlap() -> None:
-    """UnblurNet folds 2×2 and downsamples 8×: a window starting off the 8-pixel grid would see a shifted
-    grid. A coordinate image tells where each window the Sharpener cuts starts."""
+    """UnblurNet folds 2×2 and downsamples 8×, and its coarse pass averages 2×2 first: a window starting off
+    the 16-pixel grid would see a shifted grid. A coordinate image tells where each window the Sharpener
+    cuts starts."""
     starts: set[tuple[int, int]] = set()
 
     class Recorder(torch.nn.Module):
@@ -105,9 +110,9 @@ def test_tile_windows_start_on_the_model_grid_with_at_least_the_overlap() -> Non
                                 indexing="ij")
     Sharpener(Recorder(), ExecutionPlan(CPU), tile=50, overlap=13)(torch.stack([rows, cols, rows]))
     cores = [(y, x) for y in range(0, h, 50) for x in range(0, w, 50)]
-    expected = {(max(0, (y - 13) // 8 * 8), max(0, (x - 13) // 8 * 8)) for y, x in cores}
+    expected = {(max(0, (y - 13) // 16 * 16), max(0, (x - 13) // 16 * 16)) for y, x in cores}
     assert starts == expected
-    assert all(y % 8 == 0 and x % 8 == 0 for y, x in starts)
+    assert all(y % 16 == 0 and x % 16 == 0 for y, x in starts)
 
 
 def test_every_tile_gets_the_whole_photos_strength() -> None:

@@ -243,3 +243,80 @@ def test_a_strength_table_survives_a_weights_file(tmp_path):
     rebuilt = load_weights(path).build()
     assert rebuilt.strength_by_size == table
     assert rebuilt.strength_for(288, 512) == pytest.approx(0.65)
+
+
+def test_unblurnet_coarse_pass_adds_the_half_size_correction_at_its_strength():
+    """``coarse_by_size``: where the table gives 0 the model is the one without the pass, exactly; elsewhere
+    the usual pass sharpens the frame plus the network's correction of the 2×2-averaged frame, upsampled
+    bilinearly and scaled by the table's strength; ``forward(x, s, c)`` overrides it (a tiled photo's);
+    odd sizes keep their shape; a bad table is refused."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    table = ((64, 0.0), (128, 0.5))
+    model = build_model("unblurnet", coarse_by_size=table).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)
+    plain = build_model("unblurnet").eval()
+    plain.load_state_dict(model.state_dict())  # the table is not a weight
+    assert model.coarse_for(48, 60) == 0.0 and model.coarse_for(128, 200) == pytest.approx(0.5)
+    assert model.tile_overlap == 3 * plain.tile_overlap
+    with torch.no_grad():
+        x = 0.45 + 0.1 * torch.rand(1, 3, 64, 90)
+        assert torch.equal(model(x), plain(x))
+        x = 0.45 + 0.1 * torch.rand(1, 3, 128, 160)
+        up = F.interpolate(plain.correction(F.avg_pool2d(x, 2)), scale_factor=2.0, mode="bilinear")
+        expected = plain(plain.add_correction(x, 0.5 * up))
+        torch.testing.assert_close(model(x), expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(model(x, 1.0, 0.0), plain(x), atol=1e-6, rtol=0)
+        assert float((model(x) - plain(x)).abs().max()) > 1e-3  # the pass does something
+        odd = 0.45 + 0.1 * torch.rand(1, 3, 129, 161)
+        assert model(odd).shape == odd.shape
+    for bad in ([], [(64, 0.5), (64, 0.6)], [(64, 2.5)]):
+        with pytest.raises(ValueError, match="coarse_by_size must be"):
+            build_model("unblurnet", coarse_by_size=bad)
+
+
+def test_with_strength_scales_the_coarse_pass_too():
+    """``unblur sharpen --strength S`` on weights with a coarse pass: S scales both passes, so 0 returns the
+    photo unchanged and 1 keeps the pass the weights chose (scripts/pick_strength.py sweeps at 1)."""
+    from unblur.models import Weights
+
+    torch.manual_seed(0)
+    table = ((64, 0.4), (128, 0.6))
+    model = build_model("unblurnet", coarse_by_size=table).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)
+    weights = Weights("unblurnet", {"coarse_by_size": table, "strength_by_size": ((64, 0.8),)}, model.state_dict())
+    assert weights.with_strength(1.0).model_kwargs == {"strength": 1.0, "coarse_by_size": table}
+    assert weights.with_strength(0.5).model_kwargs == {"strength": 0.5, "coarse_by_size": ((64, 0.2), (128, 0.3))}
+    x = 0.45 + 0.1 * torch.rand(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(weights.with_strength(0.0).build()(x), x, atol=1e-6, rtol=0)
+
+
+def test_strength_sweep_runs_the_coarse_pass_first(tiny_gopro):
+    """With a coarse pass the sweep's strengths scale the last pass only, as a model built at each strength
+    with the same table computes (how scripts/pick_strength.py and scripts/unseen_scales.py score)."""
+    from unblur.data import find_pairs
+    from unblur.evaluate import strength_sweep
+    from unblur.train import _validate
+
+    torch.manual_seed(0)
+    table = ((16, 0.5),)
+    full = build_model("unblurnet", coarse_by_size=table).eval()
+    with torch.no_grad():
+        for p in full.parameters():
+            p.normal_(0.0, 0.02)
+    pairs = find_pairs(tiny_gopro, "test", "blur_gamma")
+    strengths = [0.0, 0.7, 1.0]
+    frames = list(strength_sweep(full, pairs, strengths, torch.device("cpu")))
+    for k, strength in enumerate(strengths):
+        model = build_model("unblurnet", strength=strength, coarse_by_size=table).eval()
+        model.load_state_dict(full.state_dict())
+        with torch.no_grad():
+            row = _validate(model, pairs, torch.device("cpu"), None, False, 1.0, 0.0, "psnr", 80.0, print)
+        assert sum(f.psnr[k] for f in frames) / len(frames) == pytest.approx(row["val_psnr"], abs=1e-3)
+    assert sum(f.psnr[0] for f in frames) != pytest.approx(sum(f.input_psnr for f in frames), abs=1e-3)

@@ -250,12 +250,13 @@ def _cuda_graph_call(model: nn.Module, x: torch.Tensor, device: torch.device, dt
 
 def _onnx_call(model: nn.Module, x: torch.Tensor, device: torch.device) -> Callable[[], Callable[[], torch.Tensor]]:
     def setup() -> Callable[[], torch.Tensor]:
-        from unblur.export import OnnxRunner, cached_onnx_bytes, takes_strength
+        from unblur.export import OnnxRunner, cached_onnx_bytes, takes_coarse, takes_strength
 
         runner = OnnxRunner(cached_onnx_bytes(model), device)
         inp = x.to("cpu")
         strength = model.strength_for(*x.shape[-2:]) if takes_strength(model) else None  # as eager runs it
-        return lambda: runner(inp, strength)
+        coarse = model.coarse_for(*x.shape[-2:]) if takes_coarse(model) else None
+        return lambda: runner(inp, strength, coarse)
 
     return setup
 

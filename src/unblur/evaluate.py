@@ -90,9 +90,10 @@ class SweptFrame:
 
     pair: Pair
     input: torch.Tensor
-    """The blurry input as the network saw it, ``(1, 3, H, W)`` floats in ``[0, 1]``."""
+    """The blurry input as the network's (last) pass saw it, ``(1, 3, H, W)`` floats in ``[0, 1]``: after
+    the coarse pass of a model that has one (:meth:`UnblurNet.coarse_correct`)."""
     correction: torch.Tensor
-    """:meth:`UnblurNet.correction` of the input at strength 1."""
+    """:meth:`UnblurNet.correction` of that input at strength 1."""
     input_psnr: float
     psnr: list[float]
     """PSNR of the output at each strength, in the order asked for."""
@@ -104,7 +105,8 @@ def strength_sweep(model: UnblurNet, pairs: Sequence[Pair], strengths: Sequence[
     pass per pair: what the network adds (in linear light, or to the encoded values without
     ``linear_light``) is linear in the strength, so each strength's output is the input plus that
     multiple of the one correction, added as :meth:`UnblurNet.forward` adds it. Choosing a
-    strength (``scripts/pick_strength.py``) then costs one pass instead of one per candidate. ``dtype``
+    strength (``scripts/pick_strength.py``) then costs one pass instead of one per candidate (a model with a
+    coarse pass runs that first, at its own strength, and the strengths scale the last pass). ``dtype``
     and ``channels_last`` as training validates (:func:`unblur.train.training_precision`); the scores are
     those of a model built at each strength within 0.001 dB (tests/test_models.py)."""
     if model.strength != 1.0 or model.strength_by_size is not None:
@@ -116,10 +118,11 @@ def strength_sweep(model: UnblurNet, pairs: Sequence[Pair], strengths: Sequence[
         x = to_device_float(inp_u8.unsqueeze(0), device, channels_last).contiguous()
         target = to_device_float(tgt_u8.unsqueeze(0), device)
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            r = model.correction(x)
+            x1 = model.coarse_correct(x)  # x itself without a coarse pass; the strengths scale the last pass
+            r = model.correction(x1)
         with torch.no_grad():
-            scores = [float(psnr(model.add_correction(x, s * r).float().clamp(0, 1), target)) for s in strengths]
-        yield SweptFrame(pair, x, r, float(psnr(x, target)), scores)
+            scores = [float(psnr(model.add_correction(x1, s * r).float().clamp(0, 1), target)) for s in strengths]
+        yield SweptFrame(pair, x1, r, float(psnr(x, target)), scores)
 
 
 @dataclass

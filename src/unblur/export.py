@@ -21,6 +21,8 @@ needs the whole photo's for every tile. It is optional: the file stores a defaul
 at 1280×720) as an initializer of the same name, which the ONNX spec makes the input's default when it
 is not fed (checked in onnxruntime), so ``image`` in, ``sharp`` out still works. The table itself is in
 the metadata (``unblur.model_kwargs``), from which ``unblur sharpen`` feeds each photo's strength.
+Weights with a coarse pass (``coarse_by_size``) take a third input, ``coarse``, its strength, the same
+way; their graph always runs the coarse pass (fed 0 it adds nothing, at the same cost).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from unblur.infer import Sharpener
 
 __all__ = [
+    "ONNX_COARSE",
     "ONNX_INPUT",
     "ONNX_OUTPUT",
     "ONNX_STRENGTH",
@@ -58,7 +61,7 @@ __all__ = [
     "verify_onnx",
 ]
 
-ONNX_INPUT, ONNX_OUTPUT, ONNX_STRENGTH = "image", "sharp", "strength"
+ONNX_INPUT, ONNX_OUTPUT, ONNX_STRENGTH, ONNX_COARSE = "image", "sharp", "strength", "coarse"
 # The frame size whose strength an exported graph uses when none is fed (module doc).
 DEFAULT_STRENGTH_SIZE = (720, 1280)
 # Traced once on this batch and size: batch 2 keeps the batch dimension symbolic (torch.export treats
@@ -92,10 +95,10 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], opset: int | None) -> bytes:
-    names = [ONNX_INPUT, ONNX_STRENGTH][:len(args)]
+    names = [ONNX_INPUT, ONNX_STRENGTH, ONNX_COARSE][:len(args)]
     program = torch.onnx.export(
         model, args, None, dynamo=True, opset_version=opset, input_names=names,
-        output_names=[ONNX_OUTPUT], dynamic_shapes=(_DYNAMIC, None)[:len(args)], verbose=False,
+        output_names=[ONNX_OUTPUT], dynamic_shapes=(_DYNAMIC, None, None)[:len(args)], verbose=False,
     )
     return program.model_proto.SerializeToString()
 
@@ -104,21 +107,22 @@ def _export_torchscript(model: nn.Module, args: tuple[torch.Tensor, ...], opset:
     buffer = io.BytesIO()
     torch.onnx.export(
         model, args, buffer, dynamo=False, opset_version=opset or 17,
-        input_names=[ONNX_INPUT, ONNX_STRENGTH][:len(args)], output_names=[ONNX_OUTPUT],
+        input_names=[ONNX_INPUT, ONNX_STRENGTH, ONNX_COARSE][:len(args)], output_names=[ONNX_OUTPUT],
         dynamic_axes={ONNX_INPUT: _DYNAMIC, ONNX_OUTPUT: _DYNAMIC},
     )
     return buffer.getvalue()
 
 
 class _WithStrength(nn.Module):
-    """``model`` with its strength as a second argument, so that the export records it as an input."""
+    """``model`` with its strength (and its coarse pass's) as arguments, so that the export records them
+    as inputs."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-        return self.model(x, strength)
+    def forward(self, x: torch.Tensor, strength: torch.Tensor, coarse: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(x, strength) if coarse is None else self.model(x, strength, coarse)
 
 
 def takes_strength(model: nn.Module) -> bool:
@@ -129,6 +133,16 @@ def takes_strength(model: nn.Module) -> bool:
 def default_strength(model: nn.Module) -> float:
     """The strength an exported graph of ``model`` uses when none is fed."""
     return float(model.strength_for(*DEFAULT_STRENGTH_SIZE))
+
+
+def takes_coarse(model: nn.Module) -> bool:
+    """Whether ``model``'s graph gets a ``coarse`` input: UnblurNet with a coarse pass (module doc)."""
+    return getattr(model, "coarse_by_size", None) is not None
+
+
+def default_coarse(model: nn.Module) -> float:
+    """The coarse pass's strength an exported graph of ``model`` uses when none is fed."""
+    return float(model.coarse_for(*DEFAULT_STRENGTH_SIZE))
 
 
 def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, str] | None = None,
@@ -144,8 +158,10 @@ def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, s
 
     model = model.eval().to("cpu", memory_format=torch.contiguous_format)
     example = torch.rand(EXAMPLE_SHAPE, generator=torch.Generator().manual_seed(0))
-    strength = takes_strength(model)
+    strength, coarse = takes_strength(model), takes_coarse(model)
     args = (example, torch.tensor(0.5)) if strength else (example,)  # not 1: the multiply must be traced
+    if coarse:
+        args = (*args, torch.tensor(0.3))
     traced = _WithStrength(model) if strength else model
     errors = []
     data, exporter = b"", ""
@@ -154,7 +170,9 @@ def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, s
             with _quiet_exporter(), torch.no_grad():
                 data = export(traced, args, opset)
                 if strength:
-                    data = _with_default(data, default_strength(model))
+                    data = _with_default(data, ONNX_STRENGTH, default_strength(model))
+                if coarse:
+                    data = _with_default(data, ONNX_COARSE, default_coarse(model))
             break
         except Exception as exc:  # the next exporter may still work; both messages are kept for the error
             errors.append(f"{exporter}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}")
@@ -163,6 +181,8 @@ def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, s
     props = {"unblur.exporter": exporter, "unblur.torch_version": torch.__version__, **(metadata or {})}
     if strength:
         props["unblur.default_strength"] = f"{default_strength(model):g}"
+    if coarse:
+        props["unblur.default_coarse"] = f"{default_coarse(model):g}"
     if check:
         props["unblur.max_abs_diff"] = f"{verify_onnx(data, model):.3g}"
     proto = onnx.load_model_from_string(data)
@@ -172,14 +192,14 @@ def onnx_bytes(model: nn.Module, opset: int | None = None, metadata: dict[str, s
     return proto.SerializeToString()
 
 
-def _with_default(data: bytes, value: float) -> bytes:
-    """The graph with ``value`` stored as the default of its ``strength`` input (an initializer of the
-    same name, which ONNX lets a fed input override), so that feeding it is optional."""
+def _with_default(data: bytes, name: str, value: float) -> bytes:
+    """The graph with ``value`` stored as the default of its input ``name`` (an initializer of the same
+    name, which ONNX lets a fed input override), so that feeding it is optional."""
     import onnx
     from onnx import numpy_helper
 
     proto = onnx.load_model_from_string(data)
-    proto.graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), ONNX_STRENGTH))
+    proto.graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
     return proto.SerializeToString()
 
 
@@ -188,7 +208,8 @@ def verify_onnx(graph: bytes | str | Path, model: nn.Module, shapes: Sequence[tu
     """Largest absolute difference between onnxruntime and PyTorch over random inputs of ``shapes``.
 
     A graph with a ``strength`` input runs the first shape on its stored default and the others fed a
-    strength (0.1 above what :meth:`UnblurNet.strength_for` gives their size), so both ways are checked. Raises
+    strength (0.1 above what :meth:`UnblurNet.strength_for` gives their size), so both ways are checked; a
+    ``coarse`` input the same way (:meth:`UnblurNet.coarse_for`). Raises
     :class:`RuntimeError` when the difference exceeds ``tolerance``: an export that runs but computes
     something else must never be written or used.
     """
@@ -198,15 +219,20 @@ def verify_onnx(graph: bytes | str | Path, model: nn.Module, shapes: Sequence[tu
     worst = 0.0
     for k, (n, h, w) in enumerate(shapes):
         x = torch.rand(n, 3, h, w, generator=generator)
-        fed = None
+        fed = fed_coarse = None
         if runner.takes_strength and k > 0:  # off the table: a graph that ignored the input would fail
             fed = model.strength_for(h, w) + 0.1
+        if runner.takes_coarse and k > 0:
+            fed_coarse = model.coarse_for(h, w) + 0.1
         with torch.inference_mode():
-            if runner.takes_strength:
+            if runner.takes_coarse:
+                expected = model(x, default_strength(model) if fed is None else fed,
+                                 default_coarse(model) if fed_coarse is None else fed_coarse).float()
+            elif runner.takes_strength:
                 expected = model(x, default_strength(model) if fed is None else fed).float()
             else:
                 expected = model(x).float()
-        got = runner(x, fed)
+        got = runner(x, fed, fed_coarse)
         if got.shape != expected.shape:
             raise RuntimeError(f"ONNX graph returned shape {tuple(got.shape)} for input {tuple(x.shape)}, "
                                f"PyTorch {tuple(expected.shape)}")
@@ -302,19 +328,24 @@ class OnnxRunner:
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
         # a fed input with a stored default is listed among the overridable initializers, not the inputs
-        self.takes_strength = any(i.name == ONNX_STRENGTH
-                                  for i in [*inputs[1:], *self.session.get_overridable_initializers()])
+        names = {i.name for i in [*inputs[1:], *self.session.get_overridable_initializers()]}
+        self.takes_strength = ONNX_STRENGTH in names
+        self.takes_coarse = ONNX_COARSE in names
         self.device = dev
 
-    def __call__(self, x: torch.Tensor, strength: float | None = None) -> torch.Tensor:
-        """Run the graph on ``x``; ``strength`` feeds the graph's ``strength`` input (module doc); without
-        it the graph uses its stored default."""
+    def __call__(self, x: torch.Tensor, strength: float | None = None, coarse: float | None = None) -> torch.Tensor:
+        """Run the graph on ``x``; ``strength`` and ``coarse`` feed the graph's inputs of those names (module
+        doc); without them the graph uses its stored defaults."""
         feed = {self.input_name: x.detach().to("cpu", torch.float32).contiguous().numpy()}
         if strength is not None:
             if not self.takes_strength:
                 raise ValueError("this ONNX graph has no strength input (exported before unblur 2026-12-07, or "
                                  "not an UnblurNet); export it again to set its strength")
             feed[ONNX_STRENGTH] = np.array(strength, dtype=np.float32)
+        if coarse is not None:
+            if not self.takes_coarse:
+                raise ValueError("this ONNX graph has no coarse input (its weights have no coarse pass)")
+            feed[ONNX_COARSE] = np.array(coarse, dtype=np.float32)
         return torch.from_numpy(self.session.run(None, feed)[0])
 
 
@@ -345,14 +376,16 @@ def cached_onnx_bytes(model: nn.Module) -> bytes:
     return _CACHE[key]
 
 
-def _onnx_strength_for(meta: dict[str, str], strength: float | None) -> Callable[[int, int], float] | None:
+def _onnx_strength_for(meta: dict[str, str], strength: float | None,
+                       key: str = "strength_by_size") -> Callable[[int, int], float] | None:
     """The strength to feed an ``.onnx`` file's graph per frame size: ``strength`` if given, else the
-    weights' ``strength_by_size`` table from its metadata; ``None`` (its stored default) without either."""
+    weights' ``strength_by_size`` table (or the table ``key``) from its metadata; ``None`` (its stored
+    default) without either."""
     import json
 
     if strength is not None:
         return lambda height, width: strength
-    table = json.loads(meta.get("unblur.model_kwargs", "{}")).get("strength_by_size")
+    table = json.loads(meta.get("unblur.model_kwargs", "{}")).get(key)
     if not table:
         return None
     return lambda height, width: strength_at_size(table, height, width)
@@ -391,8 +424,15 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
             raise ValueError(f"{weights}: this ONNX file takes no strength (its model has none, or it was "
                              "exported before 2026-12-07: export it again)")
         min_overlap = int(meta.get("unblur.tile_overlap", "0"))
+        coarse_for = _onnx_strength_for(meta, None, "coarse_by_size") if runner.takes_coarse else None
+        if coarse_for is not None and strength is not None:  # --strength scales both passes (Weights.with_strength)
+            table_coarse = coarse_for
+
+            def coarse_for(height: int, width: int) -> float:
+                return min(2.0, table_coarse(height, width) * strength)
         return Sharpener(None, plan, tile, overlap, runner=runner, min_overlap=min_overlap,
-                         strength_for=_onnx_strength_for(meta, strength) if runner.takes_strength else None), name
+                         strength_for=_onnx_strength_for(meta, strength) if runner.takes_strength else None,
+                         coarse_for=coarse_for), name
     loaded = _load(weights, model)
     if strength is not None:
         loaded = loaded.with_strength(strength)

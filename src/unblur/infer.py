@@ -9,6 +9,7 @@ the input's size, format and name, and reports broken files as one line each wit
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import sys
 import warnings
@@ -77,6 +78,8 @@ class Sharpener:
     Strength: a model whose correction scale depends on the frame's size (UnblurNet's ``strength_for``,
     from a ``strength_by_size`` table) gets the whole photo's strength with every tile, not each tile's;
     ``strength_for`` supplies that function for a ``runner`` without a model (an ``.onnx`` file's table).
+    The strength of UnblurNet's coarse pass (``coarse_for``, from ``coarse_by_size``) goes the same way;
+    its 2×2 average is why tiles start on multiples of 16 px, not 8.
 
     Engines: with ``plan.backend == "onnxruntime"`` the model is exported to ONNX in memory on first use
     (checked against PyTorch, cached per process) and run by :class:`unblur.export.OnnxRunner`; if that
@@ -85,11 +88,12 @@ class Sharpener:
     ``model=None``).
     """
 
-    ALIGN = 8
+    ALIGN = 16
 
     def __init__(self, model: nn.Module | None, plan: ExecutionPlan, tile: int = 0, overlap: int = 32,
                  runner: Callable[..., torch.Tensor] | None = None, min_overlap: int = 0,
-                 strength_for: Callable[[int, int], float] | None = None) -> None:
+                 strength_for: Callable[[int, int], float] | None = None,
+                 coarse_for: Callable[[int, int], float] | None = None) -> None:
         if tile < 0 or overlap < 0:
             raise ValueError("tile and overlap must be >= 0")
         if model is None and runner is None:
@@ -98,7 +102,10 @@ class Sharpener:
         self.tile = tile
         self.overlap = max(overlap, min_overlap, int(getattr(model, "tile_overlap", 0)))
         self._runner = runner
+        self._plain_runner: Callable[..., torch.Tensor] | None = None
         self.strength_for = strength_for or getattr(model, "strength_for", None)
+        # only for models that have a coarse pass: a graph without the input must not be fed one
+        self.coarse_for = coarse_for or (model.coarse_for if getattr(model, "coarse_by_size", None) else None)
         if model is not None:
             model = model.eval()
             if plan.backend == "torch":
@@ -127,20 +134,43 @@ class Sharpener:
                 return None
         return self._runner
 
+    def _plain_engine(self) -> Callable[..., torch.Tensor] | None:
+        """For frames whose coarse pass has strength 0: the onnxruntime runner of the model without the
+        pass (made on first use), since a graph with a ``coarse`` input runs the pass even when fed 0
+        (unblur.export); ``None`` where there is no such model (an ``.onnx`` file, the PyTorch backend) or
+        its export fails (then :meth:`_engine` decides)."""
+        if self.plan.backend != "onnxruntime" or getattr(self.model, "coarse_by_size", None) is None:
+            return None
+        if self._plain_runner is None:
+            from unblur.export import OnnxRunner, cached_onnx_bytes
+
+            plain = copy.copy(self.model)  # the same tensors; only the setting differs
+            plain.coarse_by_size = None
+            try:
+                self._plain_runner = OnnxRunner(cached_onnx_bytes(plain), self.plan.device,
+                                                memory_arena=self.tile == 0)
+            except Exception:  # _engine tries the full model, and warns if that fails too
+                return None
+        return self._plain_runner
+
     @torch.inference_mode()
-    def run_batch(self, x: torch.Tensor, strength: float | None = None) -> torch.Tensor:
+    def run_batch(self, x: torch.Tensor, strength: float | None = None, coarse: float | None = None) -> torch.Tensor:
         """Sharpen a batch ``(N, 3, H, W)`` already on the device; returns float32 in ``[0, 1]``
-        (on the device for the PyTorch backend, on the CPU for onnxruntime). ``strength`` overrides the
-        one the model would take for this batch's size (see the class doc)."""
-        engine = self._engine()
+        (on the device for the PyTorch backend, on the CPU for onnxruntime). ``strength`` and ``coarse``
+        override those the model would take for this batch's size (see the class doc)."""
+        kwargs = {k: v for k, v in (("strength", strength), ("coarse", coarse)) if v is not None}
+        engine = self._plain_engine() if coarse == 0.0 else None
         if engine is not None:
-            y = engine(x.float()) if strength is None else engine(x.float(), strength)
-            return y.clamp_(0.0, 1.0)
+            del kwargs["coarse"]
+        else:
+            engine = self._engine()
+        if engine is not None:
+            return engine(x.float(), **kwargs).clamp_(0.0, 1.0)
         x = x.to(self.plan.device, torch.float32)
         if self.plan.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.plan.autocast():
-            y = self.model(x) if strength is None else self.model(x, strength)
+            y = self.model(x, **kwargs)
         return y.float().clamp(0.0, 1.0).contiguous()  # not in place: y may be x, a view of the caller's image
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
@@ -149,8 +179,9 @@ class Sharpener:
             raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(image.shape)}")
         _, h, w = image.shape
         strength = self.strength_for(h, w) if self.strength_for is not None else None
+        coarse = self.coarse_for(h, w) if self.coarse_for is not None else None
         if self.tile <= 0 or (h <= self.tile and w <= self.tile):
-            return self.run_batch(image.unsqueeze(0), strength)[0].cpu()
+            return self.run_batch(image.unsqueeze(0), strength, coarse)[0].cpu()
         out = torch.empty(3, h, w, dtype=torch.float32)
         t, o, a = self.tile, self.overlap, self.ALIGN
         for y0 in range(0, h, t):
@@ -158,7 +189,7 @@ class Sharpener:
                 y1, x1 = min(y0 + t, h), min(x0 + t, w)
                 ya, xa = max(0, (y0 - o) // a * a), max(0, (x0 - o) // a * a)  # on the model's grid
                 yb, xb = min(h, y1 + o), min(w, x1 + o)
-                result = self.run_batch(image[:, ya:yb, xa:xb].unsqueeze(0), strength)[0]
+                result = self.run_batch(image[:, ya:yb, xa:xb].unsqueeze(0), strength, coarse)[0]
                 out[:, y0:y1, x0:x1] = result[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa].cpu()
         return out
 

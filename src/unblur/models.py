@@ -157,6 +157,17 @@ def strength_at_size(table: Sequence[Sequence[float]], height: int, width: int) 
     return float(table[-1][1])
 
 
+def _size_table(name: str, table: Sequence[Sequence[float]]) -> tuple[tuple[int, float], ...]:
+    """``table`` checked as :func:`strength_at_size` reads it: ``(short side, strength)`` rows, whole and
+    increasing sides, strengths from 0 to 2."""
+    rows = [tuple(row) for row in table]
+    if (not rows or any(len(row) != 2 for row in rows) or any(not 0.0 <= v <= 2.0 for _, v in rows)
+            or any(s < 1 or s != int(s) for s, _ in rows) or any(a[0] >= b[0] for a, b in itertools.pairwise(rows))):
+        raise ValueError(f"{name} must be (short side, strength) rows with whole, increasing sides and strengths "
+                         f"from 0 to 2, got {table}")
+    return tuple((int(s), float(v)) for s, v in rows)
+
+
 class UnblurNet(nn.Module):
     """A small multi-scale student: pixel-unshuffle, a three-level U-Net, a global residual in linear light.
 
@@ -198,26 +209,32 @@ class UnblurNet(nn.Module):
     most. ``forward(x)`` takes the strength for ``x``'s own size; a caller that runs a photo in tiles
     passes the whole photo's (``forward(x, strength)``, :class:`unblur.infer.Sharpener`), since a tile's
     size says nothing about the blur in it.
+
+    ``coarse_by_size`` (rows of ``(short side, coarse strength)``, interpolated the same way; default none)
+    adds a coarse pass before the usual one: the network runs on the frame averaged 2×2, and its
+    correction, upsampled and scaled by the coarse strength, is added to the frame the usual pass then
+    sharpens. At half size each blur is half as long, within the network's reach (about ±70 px) where at
+    full size the longest are not: with coarse strengths and strengths picked on held-out frames
+    (scripts/pick_coarse.py), the bundled network gains 0.13 dB more there at 1920×1080, 0.06 at
+    1280×720, 0.01 at 960×540 and nothing below; the bundled weights have no coarse pass, since it lost a
+    little on the worst unseen 960×540 frames (docs/results.md, "A coarse pass"). It costs a quarter of
+    a pass where its strength is above 0 and nothing where it is 0.
     """
 
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 96), blocks: tuple[int, int, int] = (2, 2, 3),
                  linear_light: bool = True, mean_window: int = 255,
                  mid_dilations: tuple[int, ...] | None = None, strength: float = 1.0,
-                 strength_by_size: Sequence[Sequence[float]] | None = None) -> None:
+                 strength_by_size: Sequence[Sequence[float]] | None = None,
+                 coarse_by_size: Sequence[Sequence[float]] | None = None) -> None:
         super().__init__()
         if not 0.0 <= strength <= 2.0:
             raise ValueError(f"strength must be between 0 and 2, got {strength}")
         if strength_by_size is not None:
-            rows = [tuple(row) for row in strength_by_size]
-            if (not rows or any(len(row) != 2 for row in rows) or any(not 0.0 <= v <= 2.0 for _, v in rows)
-                    or any(s < 1 or s != int(s) for s, _ in rows)
-                    or any(a[0] >= b[0] for a, b in itertools.pairwise(rows))):
-                raise ValueError("strength_by_size must be (short side, strength) rows with whole, increasing "
-                                 f"sides and strengths from 0 to 2, got {strength_by_size}")
+            strength_by_size = _size_table("strength_by_size", strength_by_size)
             if strength != 1.0:
                 raise ValueError("give strength or strength_by_size, not both")
-            strength_by_size = tuple((int(s), float(v)) for s, v in rows)
         self.strength_by_size = strength_by_size
+        self.coarse_by_size = _size_table("coarse_by_size", coarse_by_size) if coarse_by_size is not None else None
         if mean_window < 1 or mean_window % 2 == 0:
             raise ValueError(f"mean_window must be a positive odd number of pixels, got {mean_window}")
         mid_dilations = tuple(mid_dilations or (1,) * (2 * blocks[2]))
@@ -251,16 +268,18 @@ class UnblurNet(nn.Module):
         the untiled result: with ``mean_window`` 255 (the weights bundled until 2026-12-06) 1.11 8-bit
         levels at 128 px of overlap, 0.06 at 160, 0.00 at 192; with 127 (bundled since) 0.72 at 96, 0.00 at
         128 (tests/test_fastpaths.py asks for at most one level). Dilated 1/8-scale convolutions reach
-        ``8·(d − 1)`` pixels further each."""
+        ``8·(d − 1)`` pixels further each. A coarse pass (``coarse_by_size``) sees twice as far in the
+        frame's pixels, and the usual pass needs its result over its own context: three times as much."""
         context = 32 + 8 * sum(d - 1 for d in self.mid_dilations)
-        return max(context, self.mean_window // 2 + 1 + context + 32) if self.linear_light else context
+        one_pass = max(context, self.mean_window // 2 + 1 + context + 32) if self.linear_light else context
+        return 3 * one_pass if self.coarse_by_size is not None else one_pass
 
     def extra_repr(self) -> str:
         # in repr, so that a model's fingerprint (unblur.export's cache of in-memory ONNX graphs) tells
         # apart two models with the same tensors and different settings
         return (f"linear_light={self.linear_light}, mean_window={self.mean_window}, "
                 f"mid_dilations={self.mid_dilations}, strength={self.strength}, "
-                f"strength_by_size={self.strength_by_size}")
+                f"strength_by_size={self.strength_by_size}, coarse_by_size={self.coarse_by_size}")
 
     def strength_for(self, height: int, width: int) -> float:
         """The strength :meth:`forward` uses for a ``height × width`` frame: ``strength_by_size``
@@ -268,6 +287,27 @@ class UnblurNet(nn.Module):
         if self.strength_by_size is None:
             return self.strength
         return strength_at_size(self.strength_by_size, height, width)
+
+    def coarse_for(self, height: int, width: int) -> float:
+        """The coarse pass's strength for a ``height × width`` frame: ``coarse_by_size`` interpolated, or 0
+        (no coarse pass) without one."""
+        return 0.0 if self.coarse_by_size is None else strength_at_size(self.coarse_by_size, height, width)
+
+    def coarse_correct(self, x: torch.Tensor, coarse: float | torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` with the coarse pass's correction added at strength ``coarse`` (default :meth:`coarse_for`
+        of ``x``'s size): the correction the network makes to ``x`` averaged 2×2, upsampled bilinearly.
+        What :meth:`forward` then sharpens; ``x`` itself where the strength is 0 (a float: a tensor, as an
+        ONNX graph's input, always runs the pass). An odd last row or column is repeated to make pairs;
+        written without branches on the size, so that an ONNX export works for every size."""
+        h, w = x.shape[-2:]
+        if coarse is None:
+            coarse = self.coarse_for(h, w)
+        if not isinstance(coarse, torch.Tensor) and coarse == 0.0:
+            return x
+        even = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+        small = self.correction(F.avg_pool2d(even, 2), 1.0)
+        up = F.interpolate(small, scale_factor=2.0, mode="bilinear", align_corners=False)[..., :h, :w]
+        return self.add_correction(x, up * coarse)
 
     def correction(self, x: torch.Tensor, strength: float | torch.Tensor | None = None) -> torch.Tensor:
         """What :meth:`forward` adds to ``x``, scaled by ``strength`` (default: :meth:`strength_for` of
@@ -301,7 +341,9 @@ class UnblurNet(nn.Module):
             return (x + correction).clamp(0.0, 1.0)
         return linear_to_srgb(srgb_to_linear(x.float()) + correction).to(x.dtype)
 
-    def forward(self, x: torch.Tensor, strength: float | torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, strength: float | torch.Tensor | None = None,
+                coarse: float | torch.Tensor | None = None) -> torch.Tensor:
+        x = self.coarse_correct(x, coarse)
         return self.add_correction(x, self.correction(x, strength))
 
 
@@ -381,8 +423,13 @@ class Weights:
     def with_strength(self, strength: float) -> Weights:
         """These weights with their correction scaled by ``strength`` at every frame size (``unblur sharpen
         --strength``; it replaces a ``strength_by_size`` table): a model argument of UnblurNet, so only
-        models that take one accept it."""
-        return self._with_setting("strength", float(strength))
+        models that take one accept it. A coarse pass (``coarse_by_size``) is scaled by it too, so that
+        strength 0 leaves every photo as it is and strength 1 keeps the pass the weights chose."""
+        chosen = self._with_setting("strength", float(strength))
+        coarse = chosen.model_kwargs.get("coarse_by_size")
+        if coarse is not None:
+            chosen.model_kwargs["coarse_by_size"] = tuple((side, min(2.0, c * strength)) for side, c in coarse)
+        return chosen
 
     def with_strength_by_size(self, table: Sequence[tuple[int, float]]) -> Weights:
         """These weights with a strength per frame size (UnblurNet's ``strength_by_size``) in place of one
@@ -393,7 +440,7 @@ class Weights:
         """A copy with ``key`` (``strength`` or ``strength_by_size``) set and the other one dropped: a model
         has one or the other."""
         if key not in inspect.signature(MODELS[self.model]).parameters:
-            raise ValueError(f"--strength: {self.model} has no strength to set (unblurnet has)")
+            raise ValueError(f"{self.model} has no {key} to set (unblurnet has)")
         kwargs = {k: v for k, v in self.model_kwargs.items() if k not in ("strength", "strength_by_size")}
         return Weights(self.model, {**kwargs, key: value}, self.state_dict, dict(self.meta))
 

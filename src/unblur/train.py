@@ -537,9 +537,10 @@ def _init_weights(path: Path, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, 
     ``--model unblurnet --init default.pth`` just works. A strength per frame size
     (``strength_by_size``) is left behind: it would scale every training crop by the strength of a frame
     as small as the crop, where the crop's blur is that of the full frame; such a run trains the network
-    as it is (strength 1), and ``scripts/pick_strength.py --by-size`` picks a table for its result."""
+    as it is (strength 1), and ``scripts/pick_strength.py --by-size`` picks a table for its result. A
+    coarse pass (``coarse_by_size``) is left behind for the same reason (``scripts/pick_coarse.py``)."""
     weights = load_weights(path, cfg.model)
-    settings = {k: v for k, v in weights.model_kwargs.items() if k != "strength_by_size"}
+    settings = {k: v for k, v in weights.model_kwargs.items() if k not in ("strength_by_size", "coarse_by_size")}
     if weights.model == cfg.model and not cfg.model_kwargs:
         cfg = dataclasses.replace(cfg, model_kwargs=settings)
     if (weights.model, settings) != (cfg.model, cfg.model_kwargs):
