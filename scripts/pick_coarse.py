@@ -6,8 +6,8 @@ at 1920x1080); the benchmark's pairs with the longer blurs gain half as much as 
 coarse pass (``coarse_by_size``, unblur.models.UnblurNet.coarse_correct) adds that correction, upsampled,
 before the usual pass. This scores WEIGHTS on each validation set (the 16 held-out frames of DATA, and the
 test split of each VAL_DATA: the same held-out photos at other frame sizes, never the benchmark's) for
-every coarse strength of ``--coarse`` and every strength of ``--strengths`` (one network pass per
-frame and coarse strength: the output is linear in the strength, unblur.evaluate.strength_sweep), prints
+every coarse strength of ``--coarse`` and every strength of ``--strengths`` (unblur.evaluate.strength_sweep
+of the network with each coarse strength: one pass per frame and coarse strength), prints
 each set's mean gain and worst-quarter gain, and each set's own best pair of strengths. With ``--out``
 it writes WEIGHTS with those as ``strength_by_size`` and ``coarse_by_size`` tables (one row per set, at
 its frames' short side; the sets must be of different sizes), as scripts/pick_strength.py --by-size
@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from unblur.data import Pair, PairedImages, find_pairs, to_device_float
-from unblur.metrics import psnr
+from unblur.data import Pair, find_pairs
+from unblur.evaluate import strength_sweep
 from unblur.models import Weights, load_weights, save_weights
 from unblur.train import TrainConfig, _split_data, _validate
 
@@ -50,24 +50,20 @@ def main() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
     weights = load_weights(args.weights)
-    model = weights.with_strength(1.0).build().eval()  # refuses a model without a strength
+    at_1 = weights.with_strength(1.0)  # refuses a model without a strength
     sets = {"held-out frames": _split_data(TrainConfig(data=args.data, val_limit=16))[1]}
     for val_data in args.val_data:
         sets[val_data] = find_pairs(Path(val_data), "test", "blur_gamma")
+    # one model per coarse strength (a one-row table holds it at every size), swept over the strengths
+    models = {c: Weights(weights.model, {**at_1.model_kwargs, "coarse_by_size": ((1, c),)}, at_1.state_dict).build()
+              for c in args.coarse}
     best: dict[int, tuple[float, float, float]] = {}  # short side: (gain, coarse, strength)
-    cpu = torch.device("cpu")
     for name, pairs in sets.items():
-        dataset = PairedImages(list(pairs), crop=None, augment=False)
-        gains: dict[tuple[float, float], list[float]] = {(c, s): [] for c in args.coarse for s in args.strengths}
-        for i in range(len(pairs)):
-            inp, tgt, _ = dataset[i]
-            x, target = to_device_float(inp.unsqueeze(0), cpu), to_device_float(tgt.unsqueeze(0), cpu)
-            base = float(psnr(x, target))
-            for c in args.coarse:
-                x1 = model.coarse_correct(x, c)
-                r = model.correction(x1, 1.0)
-                for s in args.strengths:
-                    gains[(c, s)].append(float(psnr(model.add_correction(x1, s * r).clamp(0, 1), target)) - base)
+        gains: dict[tuple[float, float], list[float]] = {}
+        for c, model in models.items():
+            for frame in strength_sweep(model.eval(), pairs, args.strengths, torch.device("cpu")):
+                for s, score in zip(args.strengths, frame.psnr, strict=True):
+                    gains.setdefault((c, s), []).append(score - frame.input_psnr)
         side = min(Image.open(pairs[0].input).size)
         print(f"{name}: {len(pairs)} frames, short side {side} px; mean gain (worst quarter) dB", flush=True)
         for c in args.coarse:

@@ -224,14 +224,13 @@ def verify_onnx(graph: bytes | str | Path, model: nn.Module, shapes: Sequence[tu
             fed = model.strength_for(h, w) + 0.1
         if runner.takes_coarse and k > 0:
             fed_coarse = model.coarse_for(h, w) + 0.1
+        kwargs = {}
+        if runner.takes_strength:
+            kwargs["strength"] = default_strength(model) if fed is None else fed
+        if runner.takes_coarse:
+            kwargs["coarse"] = default_coarse(model) if fed_coarse is None else fed_coarse
         with torch.inference_mode():
-            if runner.takes_coarse:
-                expected = model(x, default_strength(model) if fed is None else fed,
-                                 default_coarse(model) if fed_coarse is None else fed_coarse).float()
-            elif runner.takes_strength:
-                expected = model(x, default_strength(model) if fed is None else fed).float()
-            else:
-                expected = model(x).float()
+            expected = model(x, **kwargs).float()
         got = runner(x, fed, fed_coarse)
         if got.shape != expected.shape:
             raise RuntimeError(f"ONNX graph returned shape {tuple(got.shape)} for input {tuple(x.shape)}, "
@@ -376,11 +375,11 @@ def cached_onnx_bytes(model: nn.Module) -> bytes:
     return _CACHE[key]
 
 
-def _onnx_strength_for(meta: dict[str, str], strength: float | None,
-                       key: str = "strength_by_size") -> Callable[[int, int], float] | None:
+def _onnx_strength_for(meta: dict[str, str], strength: float | None, key: str = "strength_by_size",
+                       scale: float = 1.0) -> Callable[[int, int], float] | None:
     """The strength to feed an ``.onnx`` file's graph per frame size: ``strength`` if given, else the
-    weights' ``strength_by_size`` table (or the table ``key``) from its metadata; ``None`` (its stored
-    default) without either."""
+    weights' ``strength_by_size`` table (or the table ``key``) from its metadata, times ``scale`` (at most
+    2); ``None`` (its stored default) without either."""
     import json
 
     if strength is not None:
@@ -388,7 +387,7 @@ def _onnx_strength_for(meta: dict[str, str], strength: float | None,
     table = json.loads(meta.get("unblur.model_kwargs", "{}")).get(key)
     if not table:
         return None
-    return lambda height, width: strength_at_size(table, height, width)
+    return lambda height, width: min(2.0, scale * strength_at_size(table, height, width))
 
 
 def _cuda_provider() -> bool:
@@ -424,12 +423,9 @@ def load_onnx_sharpener(weights: str | Path | None = None, model: str | None = N
             raise ValueError(f"{weights}: this ONNX file takes no strength (its model has none, or it was "
                              "exported before 2026-12-07: export it again)")
         min_overlap = int(meta.get("unblur.tile_overlap", "0"))
-        coarse_for = _onnx_strength_for(meta, None, "coarse_by_size") if runner.takes_coarse else None
-        if coarse_for is not None and strength is not None:  # --strength scales both passes (Weights.with_strength)
-            table_coarse = coarse_for
-
-            def coarse_for(height: int, width: int) -> float:
-                return min(2.0, table_coarse(height, width) * strength)
+        # --strength scales the coarse pass too (Weights.with_strength)
+        coarse_for = (_onnx_strength_for(meta, None, "coarse_by_size", 1.0 if strength is None else strength)
+                      if runner.takes_coarse else None)
         return Sharpener(None, plan, tile, overlap, runner=runner, min_overlap=min_overlap,
                          strength_for=_onnx_strength_for(meta, strength) if runner.takes_strength else None,
                          coarse_for=coarse_for), name
