@@ -366,6 +366,31 @@ def test_init_takes_the_weights_model_settings_unless_the_run_sets_its_own(tiny_
     assert load_weights(sized / "sharpen_model.pth").model_kwargs == {"mean_window": 31}
 
 
+def test_coarse_trains_through_the_coarse_pass_and_saves_it(tiny_gopro, tmp_path, capsys):
+    """``--coarse C`` runs every training crop through UnblurNet's coarse pass at strength C: from weights
+    that do correct (a non-zero head), the first step's loss differs from a run without it, and the saved
+    weights carry the pass at C for every size. Models without a coarse pass refuse it."""
+    kwargs = {"mean_window": 31}
+    model = build_model("unblurnet", **kwargs)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.head.weight.normal_(0, 0.05)
+    init = save_weights(tmp_path / "init.pth", weights_from_model(model, "unblurnet", kwargs))
+    losses = {}
+    for coarse in ("0", "1"):
+        run = tmp_path / f"c{coarse}"
+        assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--model", "unblurnet", "--init", str(init),
+                     "--coarse", coarse, "--lr", "1e-9", "--max-steps", "1", *TINY]) == 0
+        losses[coarse] = float(_rows(run / "metrics.csv")[-1]["train_loss"])
+    assert abs(losses["1"] - losses["0"]) > 1e-4
+    saved = load_weights(tmp_path / "c1" / "sharpen_model.pth")
+    assert build_model("unblurnet", **saved.model_kwargs).coarse_by_size == ((1, 1.0),)
+    assert "coarse_by_size" not in load_weights(tmp_path / "c0" / "sharpen_model.pth").model_kwargs
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(tmp_path / "v3"), "--coarse", "1",
+                 "--max-steps", "1", *TINY]) == 1
+    assert "only unblurnet has a coarse pass" in capsys.readouterr().err
+
+
 def test_init_starts_from_another_runs_ema_and_refuses_another_architecture(tiny_gopro, tmp_path, capsys):
     first = tmp_path / "first"
     assert main(["train", "--data", str(tiny_gopro), "--out", str(first), "--model", "unblurnet", "--ema", "0.5",

@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-extra", metavar="D",
                    help="a second validation set: D's test split (e.g. the held-out photos at a smaller frame "
                    "size); the weights kept are then those with the best mean gain over the input across both")
+    p.add_argument("--coarse", type=_strength, metavar="C",
+                   help="unblurnet: train through its coarse pass (the network run first on the crop at half size) "
+                        "at strength C; scripts/pick_coarse.py then picks the strengths per frame size")
     p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
     p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
     p.add_argument("--init", type=Path, metavar="W",
@@ -303,7 +306,7 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
 
 _TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "lr", "alpha", "edge_weight",
                 "crop", "workers", "seed", "max_steps", "ema", "warmup", "repeat", "val_limit", "accum", "clip",
-                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss", "psnr_knee", "val_extra")
+                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss", "psnr_knee", "val_extra", "coarse")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -135,6 +135,7 @@ class TrainConfig:
     repeat: int = 1
     shuffle_colors: bool = False
     mix_colors: bool = False
+    coarse: float = 0.0
     accum: int = 1
     clip: float | None = None
     init: str | None = None
@@ -211,6 +212,9 @@ class TrainConfig:
         number("val_fraction", 0, 1, low_open=True, high_open=True, what="a number in (0, 1)")
         number("ema", 0, 1, low_open=True, high_open=True, optional=True, what="a decay in (0, 1) such as 0.999")
         number("clip", 0, low_open=True, optional=True, what="a positive gradient norm")
+        number("coarse", 0, 2, what="a coarse-pass strength in [0, 2]")
+        if _is_number(self.coarse) and self.coarse > 0 and self.model != "unblurnet":
+            problems.append(f"coarse: only unblurnet has a coarse pass, not {self.model!r}")
         number("checkpoint_seconds", 0, low_open=True, what="a positive number of seconds")
         for name in ("fp32", "cosine", "cache", "progress", "shuffle_colors", "mix_colors"):
             expect(name, isinstance(getattr(self, name), bool), "true or false")
@@ -588,6 +592,8 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
     init_state = None
     if cfg.init is not None and checkpoint is None:  # on --resume the checkpoint's weights win
         cfg, init_state = _init_weights(Path(cfg.init), cfg)
+    if cfg.coarse > 0:  # every crop goes through the coarse pass, so the network learns to work after it
+        cfg = dataclasses.replace(cfg, model_kwargs={**cfg.model_kwargs, "coarse_by_size": [[1, cfg.coarse]]})
     model = build_model(cfg.model, **cfg.model_kwargs)
     if init_state is not None:
         model.load_state_dict(init_state)
