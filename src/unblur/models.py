@@ -218,7 +218,9 @@ class UnblurNet(nn.Module):
     (scripts/pick_coarse.py), the bundled network gains 0.13 dB more there at 1920×1080, 0.06 at
     1280×720, 0.01 at 960×540 and nothing below; the bundled weights have no coarse pass, since it lost a
     little on the worst unseen 960×540 frames (docs/results.md, "A coarse pass"). It costs a quarter of
-    a pass where its strength is above 0 and nothing where it is 0.
+    a pass where its strength is above 0 and nothing where it is 0. ``unblur train --coarse C`` trains
+    through it, so that the usual pass learns what the coarse one leaves (docs/results.md, "Trained
+    through the coarse pass").
     """
 
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 96), blocks: tuple[int, int, int] = (2, 2, 3),
