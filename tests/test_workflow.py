@@ -386,6 +386,10 @@ def test_coarse_trains_through_the_coarse_pass_and_saves_it(tiny_gopro, tmp_path
     saved = load_weights(tmp_path / "c1" / "sharpen_model.pth")
     assert build_model("unblurnet", **saved.model_kwargs).coarse_by_size == ((1, 1.0),)
     assert "coarse_by_size" not in load_weights(tmp_path / "c0" / "sharpen_model.pth").model_kwargs
+    # a resumed run rebuilds the same model from its saved config
+    assert main(["train", "--out", str(tmp_path / "c1"), "--resume", "--max-steps", "2", *TINY]) == 0
+    assert load_weights(tmp_path / "c1" / "checkpoint.pt").model_kwargs["coarse_by_size"] == [[1, 1.0]]
+    assert int(_rows(tmp_path / "c1" / "metrics.csv")[-1]["step"]) == 2
     assert main(["train", "--data", str(tiny_gopro), "--out", str(tmp_path / "v3"), "--coarse", "1",
                  "--max-steps", "1", *TINY]) == 1
     assert "only unblurnet has a coarse pass" in capsys.readouterr().err
