@@ -5,6 +5,17 @@ from unblur import StudentCNNv3, build_model
 from unblur.models import MODELS, count_macs_per_pixel, count_parameters
 
 
+def _random_unblurnet(**kwargs: object) -> torch.nn.Module:
+    """An UnblurNet in eval mode with every weight drawn from N(0, 0.02) after seeding 0, the head too
+    (which starts at zero): a network that does correct, for tests of what wraps it."""
+    torch.manual_seed(0)
+    model = build_model("unblurnet", **kwargs).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)
+    return model
+
+
 def test_studentcnn_v3_parameter_count_matches_the_seed():
     assert count_parameters(StudentCNNv3()) == 298_755
 
@@ -89,11 +100,8 @@ def test_unblurnet_moves_light_but_neither_adds_nor_removes_it():
     holds exactly the input's light, per channel."""
     from unblur.models import srgb_to_linear
 
-    torch.manual_seed(0)
-    model = build_model("unblurnet").eval()
+    model = _random_unblurnet()
     with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.02)  # the head too, which starts at zero
         x = 0.45 + 0.1 * torch.rand(2, 3, 64, 80)
         y = model(x)
     assert float((y - x).abs().max()) > 0.01  # it does change the image
@@ -108,11 +116,8 @@ def test_unblurnet_strength_scales_its_correction_in_linear_light():
     outside [0, 2]. ``correction`` returns that change (scripts/strength_probe.py relies on it)."""
     from unblur.models import srgb_to_linear
 
-    torch.manual_seed(0)
-    full = build_model("unblurnet").eval()
+    full = _random_unblurnet()
     with torch.no_grad():
-        for p in full.parameters():
-            p.normal_(0.0, 0.02)
         x = 0.45 + 0.1 * torch.rand(1, 3, 64, 80)
         outputs = {}
         for strength in (0.0, 0.5, 1.0):
@@ -138,11 +143,7 @@ def test_strength_sweep_scores_each_strength_as_a_model_built_at_it(tiny_gopro, 
     from unblur.evaluate import strength_sweep
     from unblur.train import _validate
 
-    torch.manual_seed(0)
-    full = build_model("unblurnet", linear_light=linear_light).eval()
-    with torch.no_grad():
-        for p in full.parameters():
-            p.normal_(0.0, 0.02)
+    full = _random_unblurnet(linear_light=linear_light)
     pairs = find_pairs(tiny_gopro, "test", "blur_gamma")
     strengths = [0.0, 0.6, 1.0, 1.3]
     frames = list(strength_sweep(full, pairs, strengths, torch.device("cpu")))
@@ -210,12 +211,8 @@ def test_unblurnet_strength_by_size_sets_each_frames_strength():
     without ``strength``."""
     from unblur.models import Weights
 
-    torch.manual_seed(0)
     table = ((64, 0.4), (128, 1.0))
-    model = build_model("unblurnet", strength_by_size=table).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.02)
+    model = _random_unblurnet(strength_by_size=table)
     for size, strength in ((48, 0.4), (96, 0.4 + 0.6 * 0.5849625), (160, 1.0)):
         x = 0.45 + 0.1 * torch.rand(1, 3, size, size + 8)
         fixed = build_model("unblurnet", strength=strength).eval()
@@ -252,12 +249,8 @@ def test_unblurnet_coarse_pass_adds_the_half_size_correction_at_its_strength():
     odd sizes keep their shape; a bad table is refused."""
     import torch.nn.functional as F
 
-    torch.manual_seed(0)
     table = ((64, 0.0), (128, 0.5))
-    model = build_model("unblurnet", coarse_by_size=table).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.02)
+    model = _random_unblurnet(coarse_by_size=table)
     plain = build_model("unblurnet").eval()
     plain.load_state_dict(model.state_dict())  # the table is not a weight
     assert model.coarse_for(48, 60) == 0.0 and model.coarse_for(128, 200) == pytest.approx(0.5)
@@ -283,12 +276,8 @@ def test_with_strength_scales_the_coarse_pass_too():
     photo unchanged and 1 keeps the pass the weights chose (scripts/pick_strength.py sweeps at 1)."""
     from unblur.models import Weights
 
-    torch.manual_seed(0)
     table = ((64, 0.4), (128, 0.6))
-    model = build_model("unblurnet", coarse_by_size=table).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.02)
+    model = _random_unblurnet(coarse_by_size=table)
     weights = Weights("unblurnet", {"coarse_by_size": table, "strength_by_size": ((64, 0.8),)}, model.state_dict())
     assert weights.with_strength(1.0).model_kwargs == {"strength": 1.0, "coarse_by_size": table}
     assert weights.with_strength(0.5).model_kwargs == {"strength": 0.5, "coarse_by_size": ((64, 0.2), (128, 0.3))}
@@ -304,12 +293,8 @@ def test_strength_sweep_runs_the_coarse_pass_first(tiny_gopro):
     from unblur.evaluate import strength_sweep
     from unblur.train import _validate
 
-    torch.manual_seed(0)
     table = ((16, 0.5),)
-    full = build_model("unblurnet", coarse_by_size=table).eval()
-    with torch.no_grad():
-        for p in full.parameters():
-            p.normal_(0.0, 0.02)
+    full = _random_unblurnet(coarse_by_size=table)
     pairs = find_pairs(tiny_gopro, "test", "blur_gamma")
     strengths = [0.0, 0.7, 1.0]
     frames = list(strength_sweep(full, pairs, strengths, torch.device("cpu")))
