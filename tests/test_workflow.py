@@ -369,7 +369,8 @@ def test_init_takes_the_weights_model_settings_unless_the_run_sets_its_own(tiny_
 def test_coarse_trains_through_the_coarse_pass_and_saves_it(tiny_gopro, tmp_path, capsys):
     """``--coarse C`` runs every training crop through UnblurNet's coarse pass at strength C: from weights
     that do correct (a non-zero head), the first step's loss differs from a run without it, and the saved
-    weights carry the pass at C for every size. Models without a coarse pass refuse it."""
+    weights carry the pass at C for every size. ``--coarse-min C0`` draws each crop's strength from [C0, C]:
+    at C0 = C the loss is ``--coarse C``'s, at C0 = 0 it is not. Models without a coarse pass refuse it."""
     kwargs = {"mean_window": 31}
     model = build_model("unblurnet", **kwargs)
     torch.manual_seed(0)
@@ -383,6 +384,16 @@ def test_coarse_trains_through_the_coarse_pass_and_saves_it(tiny_gopro, tmp_path
                      "--coarse", coarse, "--lr", "1e-9", "--max-steps", "1", *TINY]) == 0
         losses[coarse] = float(_rows(run / "metrics.csv")[-1]["train_loss"])
     assert abs(losses["1"] - losses["0"]) > 1e-4
+    for low in ("1", "0"):
+        run = tmp_path / f"min{low}"
+        assert main(["train", "--data", str(tiny_gopro), "--out", str(run), "--model", "unblurnet", "--init", str(init),
+                     "--coarse", "1", "--coarse-min", low, "--lr", "1e-9", "--max-steps", "1", *TINY]) == 0
+        losses[f"min{low}"] = float(_rows(run / "metrics.csv")[-1]["train_loss"])
+    assert abs(losses["min1"] - losses["1"]) < 1e-6
+    assert abs(losses["min0"] - losses["1"]) > 1e-3
+    assert main(["train", "--data", str(tiny_gopro), "--out", str(tmp_path / "bad"), "--model", "unblurnet",
+                 "--coarse", "0.5", "--coarse-min", "0.75", "--max-steps", "1", *TINY]) == 1
+    assert "coarse_min: 0.75 needs a coarse strength at or above it" in capsys.readouterr().err
     saved = load_weights(tmp_path / "c1" / "sharpen_model.pth")
     assert build_model("unblurnet", **saved.model_kwargs).coarse_by_size == ((1, 1.0),)
     assert "coarse_by_size" not in load_weights(tmp_path / "c0" / "sharpen_model.pth").model_kwargs

@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coarse", type=_strength, metavar="C",
                    help="unblurnet: train through its coarse pass (the network run first on the crop at half size) "
                         "at strength C; scripts/pick_coarse.py then picks the strengths per frame size")
+    p.add_argument("--coarse-min", type=_strength, metavar="C0",
+                   help="with --coarse C: draw each crop's coarse strength uniformly from [C0, C] instead, since the "
+                        "picked strengths differ by frame size (validation keeps C)")
     p.add_argument("--accum", type=_positive_int, help="gradient accumulation steps (default: 1)")
     p.add_argument("--clip", type=_positive_float, help="clip the gradient norm to this value")
     p.add_argument("--init", type=Path, metavar="W",
@@ -306,7 +309,8 @@ def _cmd_sharpen(args: argparse.Namespace) -> int:
 
 _TRAIN_FLAGS = ("data", "out", "model", "input_kind", "epochs", "batch_size", "lr", "alpha", "edge_weight",
                 "crop", "workers", "seed", "max_steps", "ema", "warmup", "repeat", "val_limit", "accum", "clip",
-                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss", "psnr_knee", "val_extra", "coarse")
+                "init", "teacher", "distill_weight", "nan_policy", "pixel_loss", "psnr_knee", "val_extra", "coarse",
+                "coarse_min")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

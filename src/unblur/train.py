@@ -136,6 +136,7 @@ class TrainConfig:
     shuffle_colors: bool = False
     mix_colors: bool = False
     coarse: float = 0.0
+    coarse_min: float | None = None
     accum: int = 1
     clip: float | None = None
     init: str | None = None
@@ -215,6 +216,11 @@ class TrainConfig:
         number("coarse", 0, 2, what="a coarse-pass strength in [0, 2]")
         if _is_number(self.coarse) and self.coarse > 0 and self.model != "unblurnet":
             problems.append(f"coarse: only unblurnet has a coarse pass, not {self.model!r}")
+        number("coarse_min", 0, 2, optional=True, what="a coarse-pass strength in [0, 2]")
+        if (self.coarse_min is not None and _is_number(self.coarse_min) and _is_number(self.coarse)
+                and not (self.coarse > 0 and self.coarse_min <= self.coarse)):
+            problems.append(f"coarse_min: {self.coarse_min} needs a coarse strength at or above it (coarse is "
+                            f"{self.coarse})")
         number("checkpoint_seconds", 0, low_open=True, what="a positive number of seconds")
         for name in ("fp32", "cosine", "cache", "progress", "shuffle_colors", "mix_colors"):
             expect(name, isinstance(getattr(self, name), bool), "true or false")
@@ -766,7 +772,11 @@ def _train(cfg: TrainConfig, resume: bool, ddp: _Dist, info: Callable[[str], Non
             inp = to_device_float(inp_u8, device, channels_last)
             tgt = to_device_float(tgt_u8, device, channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                pred = net(inp)
+                if cfg.coarse_min is None:
+                    pred = net(inp)
+                else:  # a strength per crop, so that one network suits every size's picked strength
+                    draw = torch.empty(inp.shape[0], 1, 1, 1, device=device).uniform_(cfg.coarse_min, cfg.coarse)
+                    pred = net(inp, coarse=draw)
                 teacher_out = None
                 if teacher is not None:
                     with torch.no_grad():
