@@ -217,7 +217,7 @@ class TrainConfig:
         if _is_number(self.coarse) and self.coarse > 0 and self.model != "unblurnet":
             problems.append(f"coarse: only unblurnet has a coarse pass, not {self.model!r}")
         number("coarse_min", 0, 2, optional=True, what="a coarse-pass strength in [0, 2]")
-        if (self.coarse_min is not None and _is_number(self.coarse_min) and _is_number(self.coarse)
+        if (_is_number(self.coarse_min) and _is_number(self.coarse)
                 and not (self.coarse > 0 and self.coarse_min <= self.coarse)):
             problems.append(f"coarse_min: {self.coarse_min} needs a coarse strength at or above it (coarse is "
                             f"{self.coarse})")
